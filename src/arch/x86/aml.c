@@ -1,0 +1,1 @@
+/* aml.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* boot.c: placeholder, being written. */

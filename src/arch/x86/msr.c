@@ -1,0 +1,1 @@
+/* msr.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* regs.c: placeholder, being written. */

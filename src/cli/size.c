@@ -1,0 +1,1 @@
+/* size.c: placeholder, being written. */

@@ -1,0 +1,1 @@
+/* acpi_pm.c: placeholder, being written. */

@@ -1,0 +1,23 @@
+/* i8042.h: the bit of the PS/2 controller a microVM needs: status reads and the 0xFE CPU reset. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/stop.h"
+
+#define I8042_DATA_PORT 0x60
+#define I8042_CMD_PORT 0x64
+
+struct i8042 {
+	struct vm_stopper stop;
+	uint8_t cmd_byte;    /* controller configuration byte */
+	uint8_t pending_cmd; /* command awaiting a data byte on 0x60, 0 if none */
+	uint8_t outbuf;
+	bool outbuf_full;
+};
+
+void i8042_init(struct i8042 *k, struct vm_stopper stop);
+/* Bus callback; register it twice: at 0x60 (offset 0) and at 0x64 (offset 0), see i8042.c. */
+void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);

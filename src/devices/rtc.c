@@ -1,0 +1,1 @@
+/* rtc.c: placeholder, being written. */

@@ -1,0 +1,34 @@
+/* bus.h: one interval bus for port I/O and MMIO; every device uses the same callback. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/compiler.h"
+
+/* Called with the offset inside the device's range. For a read the callback fills data[0..len);
+ * for a write it consumes it. len is 1, 2, 4 or 8. Runs on a vCPU thread. */
+typedef void (*bus_io_fn)(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+			  bool is_write);
+
+struct bus_range {
+	uint64_t base;
+	uint64_t len;
+	bus_io_fn fn;
+	void *opaque;
+	const char *name;
+};
+
+struct bus {
+	const char *name; /* "pio" or "mmio", for logs */
+	struct bus_range *ranges; /* sorted by base, non-overlapping */
+	unsigned nr, cap;
+};
+
+void bus_init(struct bus *b, const char *name);
+void bus_destroy(struct bus *b);
+/* Register before vCPUs run. Returns 0, -EEXIST on overlap, -EINVAL, or -ENOMEM. */
+int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
+		 const char *name) __must_check;
+/* Dispatch an access. Returns false if no device claims addr (reads then return all ones). */
+bool bus_access(const struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);

@@ -1,0 +1,1 @@
+/* emulate.c: placeholder, being written. */
