@@ -1,2 +1,133 @@
-/* main.c: placeholder. */
-int main(void) { return 0; }
+/* main.c: kiln's entry point: subcommands `run`, `--version`, `--help`. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "config.h"
+#include "kiln-build.h"
+#include "util/log.h"
+#include "vmm/vm.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kiln <command> [options]\n"
+		   "\n"
+		   "commands:\n"
+		   "  run        boot a VM (see `kiln run --help`)\n"
+		   "\n"
+		   "options:\n"
+		   "  --version  print the version\n"
+		   "  --help     print this help\n"
+		   "\n"
+		   "environment:\n"
+		   "  KILN_LOG        log level: error, warn (default), info, debug\n"
+		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n",
+		KILN_GUEST_DIR);
+}
+
+static void log_level_from_env(void)
+{
+	const char *s = getenv("KILN_LOG");
+	static const char *const names[] = { "error", "warn", "info", "debug" };
+	if (!s)
+		return;
+	for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(s, names[i]) == 0)
+			log_set_level((enum log_level)i);
+}
+
+/* With no --kernel, boot the default guest built by `make guest`. */
+static int resolve_default_guest(struct vm_config *c, char *err, size_t errlen)
+{
+	const char *dir = getenv("KILN_GUEST_DIR");
+	char path[4096];
+
+	if (c->kernel_path)
+		return 0;
+	if (!dir || !*dir)
+		dir = KILN_GUEST_DIR;
+	snprintf(path, sizeof(path), "%s/vmlinux", dir);
+	if (access(path, R_OK) != 0) {
+		snprintf(err, errlen,
+			 "no --kernel given and the default guest is missing (%.300s: %s); build it "
+			 "with `make guest`",
+			 path, strerror(errno));
+		return -ENOENT;
+	}
+	c->kernel_path = strdup(path);
+	if (!c->initrd_path) {
+		snprintf(path, sizeof(path), "%s/initramfs.cpio", dir);
+		if (access(path, R_OK) == 0)
+			c->initrd_path = strdup(path);
+	}
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	struct vm_config cfg;
+	struct vm vm;
+	char err[512] = "";
+	int ret;
+
+	ret = cli_parse_run(argc, argv, &cfg, stdout, err, sizeof(err));
+	if (ret == 1) {
+		vm_config_free(&cfg);
+		return 0;
+	}
+	if (ret == 0)
+		ret = resolve_default_guest(&cfg, err, sizeof(err));
+	if (ret == 0)
+		ret = vm_config_validate(&cfg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "kiln: %s\n", err);
+		vm_config_free(&cfg);
+		return 1;
+	}
+	ret = vm_create(&vm, &cfg, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "kiln: %s\n", err);
+		vm_config_free(&cfg);
+		return 1;
+	}
+	enum vm_stop_reason why = vm_run(&vm);
+	int sig = vm.stop_signal;
+	vm_destroy(&vm);
+	vm_config_free(&cfg);
+
+	switch (why) {
+	case VM_STOP_RESET:
+	case VM_STOP_POWEROFF:
+		return 0;
+	case VM_STOP_USER:
+		return sig ? 128 + sig : 0;
+	default:
+		fprintf(stderr, "kiln: the VM stopped on an error (see the log above)\n");
+		return 1;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	log_level_from_env();
+	if (argc < 2) {
+		usage(stderr);
+		return 1;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("kiln %s\n", KILN_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 2, argv + 2);
+	fprintf(stderr, "kiln: unknown command '%s' (try `kiln --help`)\n", argv[1]);
+	return 1;
+}

@@ -1,1 +1,107 @@
-/* log.c: placeholder, being written. */
+/* log.c: levelled logging: "timestamp [id:thread:level:file:line] message" lines on one fd. */
+#include "util/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level g_level = LOG_WARN;
+static int g_fd = 2;
+static char g_id[64] = "kiln";
+
+void log_set_level(enum log_level level)
+{
+	g_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return g_level;
+}
+
+void log_set_id(const char *id)
+{
+	snprintf(g_id, sizeof(g_id), "%s", id);
+}
+
+void log_set_fd(int fd)
+{
+	g_fd = fd;
+}
+
+static const char *const level_names[] = {
+	[LOG_ERROR] = "ERROR",
+	[LOG_WARN] = "WARN",
+	[LOG_INFO] = "INFO",
+	[LOG_DEBUG] = "DEBUG",
+};
+
+void log_msg(enum log_level level, const char *file, int line, const char *fmt, ...)
+{
+	char buf[1024];
+	char thread[16] = "?";
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	int n;
+
+	if (level > g_level)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	prctl(PR_GET_NAME, thread);
+	const char *base = strrchr(file, '/');
+	base = base ? base + 1 : file;
+
+	n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ [%s:%s:%s:%s:%d] ",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		     ts.tv_nsec / 1000, g_id, thread, level_names[level], base, line);
+	if (n < 0)
+		return;
+	if ((size_t)n < sizeof(buf)) {
+		va_start(ap, fmt);
+		int m = vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+		va_end(ap);
+		if (m > 0)
+			n += m;
+	}
+	if ((size_t)n >= sizeof(buf) - 1)
+		n = sizeof(buf) - 2;
+	buf[n++] = '\n';
+	ssize_t w = write(g_fd, buf, (size_t)n);
+	(void)w;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t burst, uint32_t interval_ms)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	bool ok;
+
+	pthread_mutex_lock(&lock);
+	uint64_t now = now_ms();
+	if (rl->last_ms == 0) {
+		rl->tokens = burst;
+		rl->last_ms = now;
+	} else if (now - rl->last_ms >= interval_ms) {
+		uint64_t refill = (now - rl->last_ms) / interval_ms;
+		rl->tokens = (uint32_t)MIN((uint64_t)burst, rl->tokens + refill);
+		rl->last_ms = now;
+	}
+	ok = rl->tokens > 0;
+	if (ok)
+		rl->tokens--;
+	else
+		rl->suppressed++;
+	pthread_mutex_unlock(&lock);
+	return ok;
+}

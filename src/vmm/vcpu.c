@@ -1,1 +1,319 @@
-/* vcpu.c: placeholder, being written. */
+/* vcpu.c: vCPU creation, the KVM_RUN thread and the exit dispatch table. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/regs.h"
+#include "util/log.h"
+#include "vmm/emulate.h"
+#include "vmm/vm.h"
+
+#define VCPU_KICK_SIGNAL (SIGRTMIN + 0)
+
+/* An exit handler returns VM_STOP_NONE to re-enter the guest, else why the VM must stop. */
+typedef enum vm_stop_reason (*exit_fn)(struct vcpu *v);
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only there to make KVM_RUN return -EINTR */
+}
+
+int vcpu_signal_setup(void)
+{
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
+}
+
+int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t errlen)
+{
+	int ret;
+	memset(v, 0, sizeof(*v));
+	v->vm = vm;
+	v->id = id;
+	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
+	if (v->fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "vcpu %u: KVM_CREATE_VCPU: %s", id, strerror(-ret));
+		return ret;
+	}
+	v->run = mmap(NULL, (size_t)vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		ret = -errno;
+		v->run = NULL;
+		snprintf(err, errlen, "vcpu %u: mmap kvm_run: %s", id, strerror(-ret));
+		goto err_close;
+	}
+	ret = x86_cpuid_setup(v->fd, vm->cpuid, id, vm->nr_vcpus);
+	if (ret) {
+		snprintf(err, errlen, "vcpu %u: KVM_SET_CPUID2: %s", id, strerror(-ret));
+		goto err_unmap;
+	}
+	ret = x86_msrs_setup(v->fd);
+	if (ret) {
+		snprintf(err, errlen, "vcpu %u: KVM_SET_MSRS: %s", id, strerror(-ret));
+		goto err_unmap;
+	}
+	ret = x86_lapic_setup(v->fd);
+	if (ret) {
+		snprintf(err, errlen, "vcpu %u: LAPIC set-up: %s", id, strerror(-ret));
+		goto err_unmap;
+	}
+	/* Only the BSP gets boot registers; APs wait for INIT/SIPI in the in-kernel LAPIC. */
+	if (id == 0) {
+		ret = x86_regs_setup(v->fd, &vm->boot);
+		if (ret) {
+			snprintf(err, errlen, "vcpu 0: register set-up: %s", strerror(-ret));
+			goto err_unmap;
+		}
+	}
+	return 0;
+
+err_unmap:
+	munmap(v->run, (size_t)vm->run_size);
+	v->run = NULL;
+err_close:
+	close(v->fd);
+	v->fd = -1;
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->run)
+		munmap(v->run, (size_t)v->vm->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}
+
+static uint64_t vcpu_rip(struct vcpu *v)
+{
+	struct kvm_regs regs;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return ~0ULL;
+	return regs.rip;
+}
+
+/* Read up to 15 instruction bytes at the guest's RIP through its page tables. */
+static size_t fetch_insn(struct vcpu *v, uint64_t rip, uint8_t *buf, size_t len)
+{
+	struct kvm_translation tr = { .linear_address = rip };
+	if (ioctl(v->fd, KVM_TRANSLATE, &tr) < 0 || !tr.valid)
+		return 0;
+	/* Stop at the page end: the next page may map elsewhere. */
+	size_t n = MIN(len, 4096 - (tr.physical_address & 4095));
+	const uint8_t *p = gpa_to_hva(&v->vm->mem, tr.physical_address, n);
+	if (!p)
+		return 0;
+	memcpy(buf, p, n);
+	return n;
+}
+
+static enum vm_stop_reason exit_io(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint8_t *data = (uint8_t *)r + r->io.data_offset;
+	uint32_t size = r->io.size;
+	bool is_write = r->io.direction == KVM_EXIT_IO_OUT;
+
+	/* String I/O (rep outsb/insb) comes as `count` back-to-back items in one page. */
+	for (uint32_t i = 0; i < r->io.count; i++, data += size) {
+		if (!bus_access(&v->vm->pio, r->io.port, data, size, is_write))
+			log_debug("unclaimed port %s 0x%x size %u", is_write ? "write" : "read",
+				  r->io.port, size);
+	}
+	return VM_STOP_NONE;
+}
+
+static enum vm_stop_reason exit_mmio(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint32_t len = r->mmio.len;
+	if (len == 0 || len > sizeof(r->mmio.data))
+		return VM_STOP_NONE;
+	if (!bus_access(&v->vm->mmio, r->mmio.phys_addr, r->mmio.data, len, r->mmio.is_write))
+		log_warn_ratelimited("vcpu %u: unclaimed MMIO %s at 0x%llx len %u", v->id,
+				     r->mmio.is_write ? "write" : "read",
+				     (unsigned long long)r->mmio.phys_addr, len);
+	return VM_STOP_NONE;
+}
+
+static enum vm_stop_reason exit_shutdown(struct vcpu *v)
+{
+	log_info("vcpu %u: triple fault (shutdown exit) at rip 0x%llx: guest reset", v->id,
+		 (unsigned long long)vcpu_rip(v));
+	return VM_STOP_RESET;
+}
+
+static enum vm_stop_reason exit_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		return VM_STOP_POWEROFF;
+	case KVM_SYSTEM_EVENT_RESET:
+		return VM_STOP_RESET;
+	default:
+		log_err("vcpu %u: system event %u (crash)", v->id, v->run->system_event.type);
+		return VM_STOP_ERROR;
+	}
+}
+
+static enum vm_stop_reason exit_fail_entry(struct vcpu *v)
+{
+	log_err("vcpu %u: VM entry failed, hardware reason 0x%llx", v->id,
+		(unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+	return VM_STOP_ERROR;
+}
+
+static enum vm_stop_reason exit_hlt(struct vcpu *v)
+{
+	/* With the in-kernel LAPIC, HLT never reaches user space; if it does the guest can
+	 * never be woken. */
+	log_err("vcpu %u: HLT exit at rip 0x%llx with no way to wake the vCPU", v->id,
+		(unsigned long long)vcpu_rip(v));
+	return VM_STOP_ERROR;
+}
+
+static int complete_fixup(struct vcpu *v, const struct emul_fixup *f)
+{
+	struct kvm_regs regs;
+	struct kvm_vcpu_events events;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) < 0)
+		return -errno;
+	if (f->needs_events && ioctl(v->fd, KVM_GET_VCPU_EVENTS, &events) < 0)
+		return -errno;
+	f->apply(&regs, &events);
+	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
+		return -errno;
+	if (f->needs_events && ioctl(v->fd, KVM_SET_VCPU_EVENTS, &events) < 0)
+		return -errno;
+	return 0;
+}
+
+static enum vm_stop_reason exit_internal_error(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint8_t insn[16];
+	size_t n = 0;
+	uint64_t rip = vcpu_rip(v);
+	char bytes[64];
+
+	if (r->internal.suberror != KVM_INTERNAL_ERROR_EMULATION) {
+		log_err("vcpu %u: KVM internal error, suberror %u, rip 0x%llx", v->id,
+			r->internal.suberror, (unsigned long long)rip);
+		return VM_STOP_ERROR;
+	}
+	if ((r->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES) &&
+	    r->emulation_failure.insn_size > 0) {
+		n = MIN((size_t)r->emulation_failure.insn_size, sizeof(r->emulation_failure.insn_bytes));
+		memcpy(insn, r->emulation_failure.insn_bytes, n);
+	} else {
+		n = fetch_insn(v, rip, insn, 15);
+	}
+
+	const struct emul_fixup *f = emul_fixup_find(insn, n);
+	if (f) {
+		log_once(LOG_INFO, "completing %s for the guest: KVM's emulator cannot (logged once)",
+			 f->name);
+		int ret = complete_fixup(v, f);
+		if (ret == 0)
+			return VM_STOP_NONE;
+		log_err("vcpu %u: completing %s at rip 0x%llx: %s", v->id, f->name,
+			(unsigned long long)rip, strerror(-ret));
+		return VM_STOP_ERROR;
+	}
+	emul_format_bytes(insn, n, bytes, sizeof(bytes));
+	log_err("vcpu %u: emulation failure at rip 0x%llx, instruction bytes [%s]: stopping the VM",
+		v->id, (unsigned long long)rip, n ? bytes : "unavailable");
+	return VM_STOP_ERROR;
+}
+
+static const exit_fn exit_handlers[] = {
+	[KVM_EXIT_IO] = exit_io,
+	[KVM_EXIT_MMIO] = exit_mmio,
+	[KVM_EXIT_HLT] = exit_hlt,
+	[KVM_EXIT_SHUTDOWN] = exit_shutdown,
+	[KVM_EXIT_FAIL_ENTRY] = exit_fail_entry,
+	[KVM_EXIT_INTERNAL_ERROR] = exit_internal_error,
+	[KVM_EXIT_SYSTEM_EVENT] = exit_system_event,
+};
+
+static enum vm_stop_reason exit_unhandled(struct vcpu *v)
+{
+	uint8_t insn[15];
+	char bytes[64];
+	uint64_t rip = vcpu_rip(v);
+	size_t n = fetch_insn(v, rip, insn, sizeof(insn));
+	emul_format_bytes(insn, n, bytes, sizeof(bytes));
+	log_err("vcpu %u: unhandled exit reason %u at rip 0x%llx, instruction bytes [%s]: "
+		"stopping the VM",
+		v->id, v->run->exit_reason, (unsigned long long)rip, n ? bytes : "unavailable");
+	return VM_STOP_ERROR;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vm *vm = v->vm;
+	char name[16];
+	sigset_t set;
+
+	snprintf(name, sizeof(name), "vcpu%u", v->id);
+	pthread_setname_np(pthread_self(), name);
+	/* Everything but the kick signal stays blocked (inherited from the main thread). */
+	sigemptyset(&set);
+	sigaddset(&set, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN) {
+				v->run->immediate_exit = 0;
+				continue;
+			}
+			log_err("vcpu %u: KVM_RUN: %s", v->id, strerror(errno));
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+		uint32_t reason = v->run->exit_reason;
+		exit_fn fn = reason < ARRAY_SIZE(exit_handlers) ? exit_handlers[reason] : NULL;
+		enum vm_stop_reason why = fn ? fn(v) : exit_unhandled(v);
+		if (why != VM_STOP_NONE)
+			vm_request_stop(vm, why);
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (ret)
+		return -ret;
+	v->thread_started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (!v->thread_started)
+		return;
+	/* immediate_exit covers the window where the thread is about to enter KVM_RUN; the
+	 * signal covers a thread already inside it. */
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (v->thread_started)
+		pthread_join(v->thread, NULL);
+	v->thread_started = false;
+}

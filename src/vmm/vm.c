@@ -1,1 +1,449 @@
-/* vm.c: placeholder, being written. */
+/* vm.c: VM lifecycle: KVM objects, guest RAM, devices, ACPI, kernel, vCPUs; run and stop. */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/cpu.h"
+#include "arch/x86/layout.h"
+#include "util/log.h"
+#include "vmm/console.h"
+
+/* Where KVM puts the real-mode TSS and identity page it needs on Intel (3 pages below
+ * the IOAPIC, inside the MMIO hole, never RAM). */
+#define KVM_TSS_ADDR 0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
+{
+	int expected = VM_STOP_NONE;
+	if (!atomic_compare_exchange_strong(&vm->stop_reason, &expected, (int)why))
+		return;
+	uint64_t one = 1;
+	ssize_t w = write(vm->stop_efd, &one, sizeof(one));
+	(void)w;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+static void stopper_request(void *opaque, enum vm_stop_reason why)
+{
+	vm_request_stop(opaque, why);
+}
+
+static void irq_line_kvm(void *opaque, unsigned gsi, int level)
+{
+	struct vm *vm = opaque;
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn_ratelimited("KVM_IRQ_LINE gsi %u: %s", gsi, strerror(errno));
+}
+
+static void port_ignore(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
+{
+	/* POST code port and similar: writes vanish, reads float high. */
+	if (!is_write)
+		memset(data, 0xff, len);
+}
+
+/* Serial input: the event loop reads stdin only while the UART's FIFO has room. */
+static void stdin_ready(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint8_t buf[SERIAL_FIFO_SIZE];
+	size_t room = serial_rx_free(&vm->serial);
+
+	if (room == 0) {
+		vm->stdin_paused = true;
+		event_mod(&vm->ev, vm->stdin_fd, 0);
+		return;
+	}
+	ssize_t n = read(vm->stdin_fd, buf, MIN(room, sizeof(buf)));
+	if (n > 0) {
+		serial_receive(&vm->serial, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	/* EOF or error: the guest keeps running without console input. */
+	event_del(&vm->ev, vm->stdin_fd);
+	vm->stdin_fd = -1;
+}
+
+static void serial_rx_space(void *opaque)
+{
+	struct vm *vm = opaque;
+	if (vm->stdin_paused && vm->stdin_fd >= 0) {
+		vm->stdin_paused = false;
+		event_mod(&vm->ev, vm->stdin_fd, EPOLLIN);
+	}
+}
+
+static int register_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
+			const char *name, char *err, size_t errlen)
+{
+	int ret = bus_register(&vm->pio, base, len, fn, opaque, name);
+	if (ret)
+		snprintf(err, errlen, "device %s: port 0x%llx: %s", name, (unsigned long long)base,
+			 strerror(-ret));
+	return ret;
+}
+
+static int setup_devices(struct vm *vm, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct vm_stopper stop = { .request = stopper_request, .opaque = vm };
+	int out_fd = -1;
+	int ret;
+
+	switch (cfg->serial_mode) {
+	case SERIAL_STDIO:
+		out_fd = STDOUT_FILENO;
+		break;
+	case SERIAL_FILE:
+		vm->serial_out_fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+					 0644);
+		if (vm->serial_out_fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "--serial: %s: %s", cfg->serial_path, strerror(errno));
+			return ret;
+		}
+		out_fd = vm->serial_out_fd;
+		break;
+	case SERIAL_OFF:
+		break;
+	}
+	serial_init(&vm->serial, out_fd,
+		    (struct irq_line){ .set = irq_line_kvm, .opaque = vm, .gsi = SERIAL_COM1_IRQ });
+	vm->serial.rx_space = serial_rx_space;
+	vm->serial.rx_space_opaque = vm;
+	i8042_init(&vm->i8042, stop);
+	rtc_init(&vm->rtc);
+	acpi_pm_init(&vm->acpi_pm, stop);
+
+	/* Fixed order, explicit: these are the legacy devices every x86 guest expects. */
+	if ((ret = register_pio(vm, SERIAL_COM1_BASE, SERIAL_NR_PORTS, serial_io, &vm->serial,
+				"serial", err, errlen)) ||
+	    (ret = register_pio(vm, I8042_DATA_PORT, 1, i8042_data_io, &vm->i8042, "i8042", err,
+				errlen)) ||
+	    (ret = register_pio(vm, I8042_CMD_PORT, 1, i8042_cmd_io, &vm->i8042, "i8042", err,
+				errlen)) ||
+	    (ret = register_pio(vm, RTC_PORT_BASE, 2, rtc_io, &vm->rtc, "rtc", err, errlen)) ||
+	    (ret = register_pio(vm, ACPI_PM_PORT_BASE, ACPI_PM_NR_PORTS, acpi_pm_io, &vm->acpi_pm,
+				"acpi-pm", err, errlen)) ||
+	    (ret = register_pio(vm, 0x80, 1, port_ignore, NULL, "post", err, errlen)))
+		return ret;
+	return 0;
+}
+
+static int setup_memory(struct vm *vm, char *err, size_t errlen)
+{
+	int ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
+	if (ret) {
+		snprintf(err, errlen, "guest memory (%llu MiB): %s",
+			 (unsigned long long)(vm->cfg->mem_size >> 20), strerror(-ret));
+		return ret;
+	}
+	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
+		const struct mem_region *r = &vm->mem.regions[i];
+		struct kvm_userspace_memory_region kr = {
+			.slot = i,
+			.guest_phys_addr = r->gpa,
+			.memory_size = r->size,
+			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		};
+		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u: %s", i,
+				 strerror(errno));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static int open_kvm(struct vm *vm, char *err, size_t errlen)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+		if (e == ENOENT)
+			snprintf(err, errlen, "/dev/kvm: no such device: KVM is not available on this "
+					      "host (load kvm_intel or kvm_amd)");
+		else if (e == EACCES || e == EPERM)
+			snprintf(err, errlen, "/dev/kvm: permission denied: add the user to the kvm "
+					      "group or run with access to /dev/kvm");
+		else
+			snprintf(err, errlen, "/dev/kvm: %s", strerror(e));
+		return -e;
+	}
+	int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		snprintf(err, errlen, "/dev/kvm: API version %d, kiln needs %d", version,
+			 KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	static const struct {
+		int cap;
+		const char *name;
+	} required[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(required); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, required[i].cap) <= 0) {
+			snprintf(err, errlen, "/dev/kvm: missing %s", required[i].name);
+			return -ENOTSUP;
+		}
+	}
+	int max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+	if (max_vcpus <= 0)
+		max_vcpus = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+	if (max_vcpus > 0 && vm->cfg->cpus > (unsigned)max_vcpus) {
+		snprintf(err, errlen, "--cpus: %u is more than this host's KVM allows (%d)",
+			 vm->cfg->cpus, max_vcpus);
+		return -EINVAL;
+	}
+	vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm->run_size < (int)sizeof(struct kvm_run)) {
+		snprintf(err, errlen, "/dev/kvm: bad KVM_GET_VCPU_MMAP_SIZE %d", vm->run_size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int create_vm_fd(struct vm *vm, char *err, size_t errlen)
+{
+	int ret;
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_CREATE_VM: %s", strerror(errno));
+		return ret;
+	}
+	if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_MAP_ADDR }) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM TSS/identity map set-up: %s", strerror(errno));
+		return ret;
+	}
+	/* The irqchip and PIT must exist before any vCPU. */
+	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+		return ret;
+	}
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
+		return ret;
+	}
+	ret = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
+	if (ret)
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+	return ret;
+}
+
+static int setup_signals_and_loop(struct vm *vm, char *err, size_t errlen)
+{
+	int ret = event_loop_init(&vm->ev);
+	if (ret) {
+		snprintf(err, errlen, "epoll: %s", strerror(-ret));
+		return ret;
+	}
+	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return ret;
+	}
+	ret = vcpu_signal_setup();
+	if (ret)
+		snprintf(err, errlen, "vCPU kick signal: %s", strerror(-ret));
+	return ret;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	int ret;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = cfg;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_out_fd = vm->stdin_fd = -1;
+	vm->ev.epfd = -1;
+	vm->nr_vcpus = cfg->cpus;
+	atomic_init(&vm->stop_reason, VM_STOP_NONE);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+
+	if ((ret = setup_signals_and_loop(vm, err, errlen)) || (ret = open_kvm(vm, err, errlen)) ||
+	    (ret = create_vm_fd(vm, err, errlen)) || (ret = setup_memory(vm, err, errlen)) ||
+	    (ret = setup_devices(vm, err, errlen)))
+		goto fail;
+
+	struct acpi_config acfg = { .nr_cpus = cfg->cpus };
+	ret = acpi_build(&vm->mem, &acfg, &vm->rsdp);
+	if (ret) {
+		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));
+		goto fail;
+	}
+
+	struct boot_request req = {
+		.kernel_path = cfg->kernel_path,
+		.initrd_path = cfg->initrd_path,
+		.cmdline = cfg->cmdline ? cfg->cmdline : VM_CONFIG_DEFAULT_CMDLINE,
+		.rsdp = vm->rsdp,
+	};
+	ret = x86_boot_load(&vm->mem, &req, &vm->boot, err, errlen);
+	if (ret)
+		goto fail;
+
+	vm->vcpus = calloc(cfg->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory for %u vCPUs", cfg->cpus);
+		goto fail;
+	}
+	for (unsigned i = 0; i < cfg->cpus; i++)
+		vm->vcpus[i].fd = -1;
+	for (unsigned i = 0; i < cfg->cpus; i++) {
+		ret = vcpu_create(vm, &vm->vcpus[i], i, err, errlen);
+		if (ret)
+			goto fail;
+	}
+	return 0;
+
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+static void stop_ready(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+	uint64_t v;
+	ssize_t r = read(vm->stop_efd, &v, sizeof(v));
+	(void)r;
+	(void)events;
+}
+
+static void signal_ready(void *opaque, uint32_t events)
+{
+	struct vm *vm = ((void **)opaque)[0];
+	int sfd = (int)(intptr_t)((void **)opaque)[1];
+	struct signalfd_siginfo si;
+	(void)events;
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("signal %u: stopping the VM", si.ssi_signo);
+	vm->stop_signal = (int)si.ssi_signo;
+	vm_request_stop(vm, VM_STOP_USER);
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+	sigset_t mask, old;
+	int sfd = -1;
+	void *sig_ctx[2];
+
+	/* Block the stop signals in every thread; the event loop takes them by signalfd.
+	 * vCPU threads inherit this mask and unblock only their kick signal. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGRTMIN);
+	pthread_sigmask(SIG_BLOCK, &mask, &old);
+	sigdelset(&mask, SIGRTMIN);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	sig_ctx[0] = vm;
+	sig_ctx[1] = (void *)(intptr_t)sfd;
+
+	if (event_add(&vm->ev, vm->stop_efd, EPOLLIN, stop_ready, vm) ||
+	    (sfd >= 0 && event_add(&vm->ev, sfd, EPOLLIN, signal_ready, sig_ctx))) {
+		log_err("event loop set-up failed");
+		vm_request_stop(vm, VM_STOP_ERROR);
+	}
+	if (vm->cfg->serial_mode == SERIAL_STDIO) {
+		vm->stdin_fd = STDIN_FILENO;
+		fcntl(vm->stdin_fd, F_SETFL, fcntl(vm->stdin_fd, F_GETFL) | O_NONBLOCK);
+		if (event_add(&vm->ev, vm->stdin_fd, EPOLLIN, stdin_ready, vm))
+			vm->stdin_fd = -1; /* e.g. /dev/null or a regular file: no console input */
+		else
+			console_raw_enter(vm->stdin_fd);
+	}
+
+	for (unsigned i = 0; i < vm->nr_vcpus && atomic_load(&vm->stop_reason) == VM_STOP_NONE;
+	     i++) {
+		int ret = vcpu_start(&vm->vcpus[i]);
+		if (ret) {
+			log_err("vcpu %u: thread: %s", i, strerror(-ret));
+			vm_request_stop(vm, VM_STOP_ERROR);
+		}
+	}
+
+	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		int n = event_loop_run_once(&vm->ev, -1);
+		if (n < 0) {
+			log_err("event loop: %s", strerror(-n));
+			vm_request_stop(vm, VM_STOP_ERROR);
+		}
+	}
+
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+
+	console_raw_leave();
+	if (vm->stdin_fd >= 0)
+		fcntl(vm->stdin_fd, F_SETFL, fcntl(vm->stdin_fd, F_GETFL) & ~O_NONBLOCK);
+	if (sfd >= 0) {
+		event_del(&vm->ev, sfd);
+		close(sfd);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return (enum vm_stop_reason)atomic_load(&vm->stop_reason);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			if (vm->vcpus[i].fd >= 0)
+				vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	serial_destroy(&vm->serial);
+	if (vm->serial_out_fd >= 0)
+		close(vm->serial_out_fd);
+	guest_mem_destroy(&vm->mem);
+	bus_destroy(&vm->pio);
+	bus_destroy(&vm->mmio);
+	free(vm->cpuid);
+	vm->cpuid = NULL;
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	if (vm->stop_efd >= 0)
+		close(vm->stop_efd);
+	event_loop_destroy(&vm->ev);
+	vm->vm_fd = vm->kvm_fd = vm->stop_efd = vm->serial_out_fd = -1;
+}

@@ -1,0 +1,41 @@
+# Makefile: the README's two commands (`make run`, `make check`) and a few shortcuts.
+BUILD       ?= build
+BUILD_ASAN  ?= build-asan
+BUILD_FUZZ  ?= build-fuzz
+GUEST_DIR   ?= $(BUILD)/guest
+KILN        := $(BUILD)/kiln
+# Guests on this kind of host need the extra arguments in guest/cmdline-extra (see
+# guest/README.md): they are host quirks, so they live here and not in kiln's defaults.
+RUN_CMDLINE ?= console=ttyS0 reboot=k panic=-1 $(shell cat guest/cmdline-extra 2>/dev/null)
+RUN_ARGS    ?= --cpus 2 --memory 256M
+
+.PHONY: all deps build guest run check check-fast unit asan fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+guest: deps
+	guest/build.sh $(GUEST_DIR)
+
+# Install dependencies, build kiln and the default guest, boot it with the shell on this terminal.
+run: build guest
+	KILN_GUEST_DIR=$(GUEST_DIR) $(KILN) run --cmdline "$(RUN_CMDLINE)" $(RUN_ARGS)
+
+# The whole test suite: unit (plain and ASan/UBSan), fuzz smoke, tiny guests, real guest.
+check: deps
+	tests/run.sh all
+
+# Fast tier only (no Linux guest).
+check-fast: deps
+	tests/run.sh fast
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
