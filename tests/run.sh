@@ -75,7 +75,7 @@ fi
 
 note "fuzz smoke runs (${FUZZ_SECONDS}s each, $BUILD_FUZZ)"
 if command -v clang >/dev/null; then
-	if CC=clang setup "$BUILD_FUZZ" -Dfuzz=true -Dguest_tests=false -Db_lundef=false; then
+	if CC=clang setup "$BUILD_FUZZ" -Dfuzz=true -Dguest_tests=false -Db_sanitize=address,undefined -Db_lundef=false; then
 		for f in "$BUILD_FUZZ"/fuzz/fuzz_*; do
 			[ -x "$f" ] || continue
 			name=$(basename "$f")

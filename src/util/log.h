@@ -41,7 +41,7 @@ bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t burst, uint32_t interva
 
 #define log_once(level, ...)                                                                       \
 	do {                                                                                       \
-		static _Atomic int once__;                                                         \
+		static int once__;                                                         \
 		if (!__atomic_exchange_n(&once__, 1, __ATOMIC_RELAXED))                            \
 			log_msg(level, __FILE__, __LINE__, __VA_ARGS__);                           \
 	} while (0)
