@@ -1,10 +1,10 @@
 /* test_cli.c: `kiln run` option parsing, sizes, numbers and key=value lists, with exact messages.
  */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /* test_config.c: vm_config defaults, freeing and validation messages. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include <errno.h>
 #include <stdlib.h>

@@ -55,17 +55,17 @@ size_t x86_boot_msrs(struct kvm_msr_entry *out, size_t max)
 int x86_msrs_setup(int vcpu_fd)
 {
 	enum { N = sizeof(boot_msrs) / sizeof(boot_msrs[0]) };
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[N];
-	} m;
-	memset(&m, 0, sizeof(m));
-	m.hdr.nmsrs = (uint32_t)x86_boot_msrs(m.e, N);
-	int n = ioctl(vcpu_fd, KVM_SET_MSRS, &m);
-	if (n < 0)
-		return -errno;
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + N * sizeof(struct kvm_msr_entry));
+	if (!m)
+		return -ENOMEM;
+	m->nmsrs = (uint32_t)x86_boot_msrs(m->entries, N);
+	int n = ioctl(vcpu_fd, KVM_SET_MSRS, m);
+	int ret = n < 0 ? -errno : 0;
 	/* KVM_SET_MSRS returns how many it set: a short count names the first rejected one. */
-	return (uint32_t)n == m.hdr.nmsrs ? 0 : -EINVAL;
+	if (n >= 0 && (uint32_t)n != m->nmsrs)
+		ret = -EINVAL;
+	free(m);
+	return ret;
 }
 
 #define APIC_LVT_LINT0 0x350
