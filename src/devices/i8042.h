@@ -1,6 +1,7 @@
 /* i8042.h: the bit of the PS/2 controller a microVM needs: status reads and the 0xFE CPU reset. */
 #pragma once
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -10,13 +11,18 @@
 #define I8042_CMD_PORT 0x64
 
 struct i8042 {
+	pthread_mutex_t lock; /* several vCPUs may poke the ports */
 	struct vm_stopper stop;
 	uint8_t cmd_byte;    /* controller configuration byte */
 	uint8_t pending_cmd; /* command awaiting a data byte on 0x60, 0 if none */
+	uint8_t outport;     /* output port: bit 0 = CPU not in reset, bit 1 = A20 */
 	uint8_t outbuf;
 	bool outbuf_full;
+	bool outbuf_aux;   /* the pending byte came from the AUX (mouse) side */
+	bool last_was_cmd; /* status bit 3: last write went to 0x64 */
 };
 
+/* Holds no resources beyond a default mutex: no destroy needed. */
 void i8042_init(struct i8042 *k, struct vm_stopper stop);
 /* Bus callback; register it twice: at 0x60 (offset 0) and at 0x64 (offset 0), see i8042.c. */
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);

@@ -11,31 +11,42 @@
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_IRQ 4
 #define SERIAL_NR_PORTS 8
-#define SERIAL_FIFO_SIZE 64
+/* The 16550A's FIFO depth. Linux's 8250 driver measures it in loopback and calls a
+ * 64-byte part a "U6_16550A", so it must stay 16 for the port to probe as a 16550A. */
+#define SERIAL_FIFO_SIZE 16
 
 struct serial {
 	pthread_mutex_t lock; /* vCPU threads (register access) vs event loop (input) */
 	/* registers */
 	uint8_t ier, lcr, mcr, lsr, msr, scr, dll, dlm, fcr;
 	bool thr_empty_pending; /* THRE interrupt latched until IIR read or THR write */
-	/* receive FIFO (ring) */
+	/* receive FIFO (ring); holds one byte when FIFOs are disabled (16450 mode) */
 	uint8_t rx[SERIAL_FIFO_SIZE];
 	unsigned rx_head, rx_count;
 	int irq_level;
 	struct irq_line irq;
 	int out_fd; /* -1: output discarded */
 	/* counters (API metrics later) */
-	uint64_t tx_bytes, rx_bytes, tx_errors;
-	/* Called (outside the lock) when the guest drains RX so the owner can resume input. */
+	uint64_t tx_bytes, rx_bytes, tx_errors, rx_overruns;
+	/* Called (outside the lock, on the vCPU thread doing the access) when the guest empties
+	 * the RX FIFO or leaves loopback mode, so an owner that stopped feeding input because
+	 * serial_rx_free() was 0 can resume. It can race with that decision: after pausing, the
+	 * owner should check serial_rx_free() once more. */
 	void (*rx_space)(void *opaque);
 	void *rx_space_opaque;
 };
 
+/* out_fd is written with one write() per guest byte, from the vCPU thread. Make it
+ * non-blocking if its reader may stall: a full non-blocking fd drops the byte and counts
+ * tx_errors. The caller keeps ownership of out_fd; ignore SIGPIPE if it is a pipe. */
 void serial_init(struct serial *s, int out_fd, struct irq_line irq);
 void serial_destroy(struct serial *s);
-/* Bus callback for the 8 ports at base. */
+/* Bus callback for the 8 ports at base. Wider accesses are split into byte accesses. */
 void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
-/* Queue guest input; returns how many bytes were accepted (FIFO space). */
+/* Queue guest input; returns how many bytes were accepted (FIFO space). Bytes beyond the
+ * free space are refused and set LSR.OE (the guest sees an overrun), so a caller that wants
+ * lossless input feeds at most serial_rx_free() bytes and waits for rx_space. In loopback
+ * mode the input wire is disconnected: nothing is accepted and OE is not set. */
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
-/* Free space in the receive FIFO. */
+/* Free space in the receive FIFO (0 in loopback mode). */
 size_t serial_rx_free(struct serial *s);
