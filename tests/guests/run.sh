@@ -1,0 +1,74 @@
+#!/bin/sh
+# run.sh: run one test guest under kiln and check its exit status and serial output.
+#
+# usage: run.sh [--also REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX [extra kiln args...]
+#
+# Runs `KILN run --kernel GUEST --serial stdio [extra args]` under `timeout 60` with stdin from
+# /dev/null, stdout and stderr together. Passes when the exit status is EXPECT_EXIT, a line
+# matches EXPECT_REGEX (and every --also REGEX; grep -E, CRs stripped) and no line starts with
+# "FAIL". Prints the whole output when it fails.
+set -u
+
+also=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--also)
+		[ $# -ge 2 ] || { echo "run.sh: --also needs a regex" >&2; exit 2; }
+		also="$also
+$2"
+		shift 2 ;;
+	*) break ;;
+	esac
+done
+if [ $# -lt 4 ]; then
+	echo "usage: run.sh [--also REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX [kiln args...]" >&2
+	exit 2
+fi
+kiln=$1 guest=$2 expect_exit=$3 expect_re=$4
+shift 4
+
+out=$(mktemp "${TMPDIR:-/tmp}/kiln-guest.XXXXXX") || exit 2
+trap 'rm -f "$out" "$out.clean"' EXIT INT TERM
+
+timeout -k 5 60 "$kiln" run --kernel "$guest" --serial stdio "$@" </dev/null >"$out" 2>&1
+status=$?
+tr -d '\r' <"$out" >"$out.clean"
+
+problems=""
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+	problems="$problems
+timed out after 60 s (exit status $status)"
+elif [ "$status" -ne "$expect_exit" ]; then
+	problems="$problems
+exit status $status, expected $expect_exit"
+fi
+if ! grep -Eq -- "$expect_re" "$out.clean"; then
+	problems="$problems
+no line matches /$expect_re/"
+fi
+if [ -n "$also" ]; then
+	# one regex per line of $also (the first line is empty)
+	while IFS= read -r re; do
+		[ -n "$re" ] || continue
+		grep -Eq -- "$re" "$out.clean" || problems="$problems
+no line matches /$re/"
+	done <<EOF_ALSO
+$also
+EOF_ALSO
+fi
+if grep -q '^FAIL' "$out.clean"; then
+	problems="$problems
+the guest printed a FAIL line"
+fi
+
+name=$(basename "$guest")
+if [ -n "$problems" ]; then
+	echo "guest $name ($*): FAILED:$problems"
+	echo "---- output of: $kiln run --kernel $guest --serial stdio $* ----"
+	cat "$out.clean"
+	echo "---- end of output ----"
+	exit 1
+fi
+echo "guest $name: ok (exit $status)"
+cat "$out.clean"
+exit 0
