@@ -1,5 +1,6 @@
 /* main.c: kiln's entry point: subcommands `run`, `--version`, `--help`. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,6 +113,8 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* A console reader that went away must not kill the VMM: writes report EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	log_level_from_env();
 	if (argc < 2) {
 		usage(stderr);

@@ -259,6 +259,34 @@ static enum vm_stop_reason exit_unhandled(struct vcpu *v)
 	return VM_STOP_ERROR;
 }
 
+static void dump_state(struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	uint8_t insn[15];
+	char bytes[64];
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0) {
+		log_warn("vcpu %u: cannot read registers: %s", v->id, strerror(errno));
+		return;
+	}
+	size_t n = fetch_insn(v, r.rip, insn, sizeof(insn));
+	emul_format_bytes(insn, n, bytes, sizeof(bytes));
+	log_warn("vcpu %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cr3 0x%llx cr4 0x%llx "
+		 "efer 0x%llx cs 0x%x insn [%s]",
+		 v->id, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+		 (unsigned long long)r.rflags, (unsigned long long)s.cr0,
+		 (unsigned long long)s.cr3, (unsigned long long)s.cr4,
+		 (unsigned long long)s.efer, s.cs.selector, n ? bytes : "unavailable");
+}
+
+void vcpu_request_dump(struct vcpu *v)
+{
+	atomic_store(&v->dump_requested, true);
+	if (v->thread_started)
+		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -274,6 +302,8 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		if (atomic_exchange(&v->dump_requested, false))
+			dump_state(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->run->immediate_exit = 0;

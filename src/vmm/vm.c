@@ -66,6 +66,12 @@ static void stdin_ready(void *opaque, uint32_t events)
 	if (room == 0) {
 		vm->stdin_paused = true;
 		event_mod(&vm->ev, vm->stdin_fd, 0);
+		/* Pairs with serial_rx_space(): the guest may have drained the FIFO between the
+		 * check above and the pause, in which case its wake-up saw stdin_paused false. */
+		if (serial_rx_free(&vm->serial) == 0)
+			return;
+		vm->stdin_paused = false;
+		event_mod(&vm->ev, vm->stdin_fd, EPOLLIN);
 		return;
 	}
 	ssize_t n = read(vm->stdin_fd, buf, MIN(room, sizeof(buf)));
@@ -83,10 +89,9 @@ static void stdin_ready(void *opaque, uint32_t events)
 static void serial_rx_space(void *opaque)
 {
 	struct vm *vm = opaque;
-	if (vm->stdin_paused && vm->stdin_fd >= 0) {
-		vm->stdin_paused = false;
-		event_mod(&vm->ev, vm->stdin_fd, EPOLLIN);
-	}
+	int fd = vm->stdin_fd;
+	if (atomic_exchange(&vm->stdin_paused, false) && fd >= 0)
+		event_mod(&vm->ev, fd, EPOLLIN);
 }
 
 static int register_pio(struct vm *vm, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
@@ -350,6 +355,11 @@ static void signal_ready(void *opaque, uint32_t events)
 	(void)events;
 	if (read(sfd, &si, sizeof(si)) != sizeof(si))
 		return;
+	if (si.ssi_signo == SIGUSR1) {
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			vcpu_request_dump(&vm->vcpus[i]);
+		return;
+	}
 	log_info("signal %u: stopping the VM", si.ssi_signo);
 	vm->stop_signal = (int)si.ssi_signo;
 	vm_request_stop(vm, VM_STOP_USER);
@@ -367,6 +377,7 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	sigaddset(&mask, SIGRTMIN);
 	pthread_sigmask(SIG_BLOCK, &mask, &old);
 	sigdelset(&mask, SIGRTMIN);

@@ -26,6 +26,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	_Atomic bool dump_requested; /* log registers at the next exit (SIGUSR1) */
 };
 
 struct vm {
@@ -55,7 +56,7 @@ struct vm {
 	_Atomic int stop_reason; /* enum vm_stop_reason, first writer wins */
 	int stop_efd;            /* eventfd: wakes the event loop when a stop is requested */
 	int stdin_fd;            /* -1 when serial input is not from stdin */
-	bool stdin_paused;
+	_Atomic bool stdin_paused;
 	int stop_signal; /* signal that ended the VM (VM_STOP_USER), else 0 */
 };
 
@@ -77,6 +78,8 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why);
 int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t errlen) __must_check;
 int vcpu_start(struct vcpu *v) __must_check;
 void vcpu_kick(struct vcpu *v);
+/* Ask the vCPU thread to log its registers (debugging a stuck guest). */
+void vcpu_request_dump(struct vcpu *v);
 void vcpu_join(struct vcpu *v);
 void vcpu_destroy(struct vcpu *v);
 /* Signal used to kick vCPUs out of KVM_RUN; installed once by vm_create. */

@@ -427,6 +427,7 @@ static void fadt_fill(uint8_t *t, gpa_t dsdt)
 	f.x_dsdt = dsdt;
 	f.flags = FADT_FLAGS;
 	f.iapc_boot_arch = FADT_IAPC_FLAGS;
+	f.century = RTC_CENTURY_INDEX; /* CMOS index of the century byte */
 	f.reset_reg = gas_io8(ACPI_PM_RESET);
 	f.reset_value = ACPI_PM_RESET_VALUE;
 	f.sleep_control_reg = gas_io8(ACPI_PM_SLEEP_CONTROL);
