@@ -15,6 +15,8 @@ void vm_config_init(struct vm_config *c)
 	c->cpus = VM_CONFIG_DEFAULT_CPUS;
 	c->mem_size = VM_CONFIG_DEFAULT_MEM;
 	c->serial_mode = SERIAL_STDIO;
+	c->rng = true;
+	c->console_mode = SERIAL_OFF;
 }
 
 void vm_config_free(struct vm_config *c)
@@ -23,6 +25,15 @@ void vm_config_free(struct vm_config *c)
 	free(c->initrd_path);
 	free(c->cmdline);
 	free(c->serial_path);
+	free(c->console_path);
+	for (unsigned i = 0; i < c->nr_disks; i++)
+		free(c->disks[i].path);
+	for (unsigned i = 0; i < c->nr_nets; i++) {
+		free(c->nets[i].tap);
+		free(c->nets[i].hostfwd);
+	}
+	c->nr_disks = c->nr_nets = 0;
+	c->console_path = NULL;
 	c->kernel_path = NULL;
 	c->initrd_path = NULL;
 	c->cmdline = NULL;

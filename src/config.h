@@ -20,6 +20,43 @@ enum serial_mode {
 	SERIAL_OFF,
 };
 
+/* virtio-console uses the same three modes. */
+#define VM_CONFIG_MAX_DISKS 16
+#define VM_CONFIG_MAX_NETS 8
+#define VM_CONFIG_ID_MAX 64     /* bytes including NUL */
+#define VM_CONFIG_SERIAL_MAX 20 /* virtio-blk GET_ID length */
+
+enum disk_engine {
+	DISK_ENGINE_DEFAULT = 0, /* io_uring when available, else sync */
+	DISK_ENGINE_URING,
+	DISK_ENGINE_SYNC,
+};
+
+enum disk_cache {
+	DISK_CACHE_WRITEBACK = 0, /* FLUSH is fdatasync; the guest sees a volatile cache */
+	DISK_CACHE_UNSAFE,        /* FLUSH returns at once: for throw-away guests only */
+};
+
+struct disk_config {
+	char id[VM_CONFIG_ID_MAX]; /* unique; generated ("disk0"...) when not given */
+	char *path;
+	char serial[VM_CONFIG_SERIAL_MAX + 1]; /* GET_ID string; empty = id */
+	bool readonly;
+	bool is_root; /* API's is_root_device: informational */
+	enum disk_engine engine;
+	enum disk_cache cache;
+};
+
+struct net_config {
+	char id[VM_CONFIG_ID_MAX];
+	char *tap;      /* TAP device name, or NULL for user-mode networking */
+	bool user;      /* libslirp */
+	uint8_t mac[6];
+	bool mac_set;   /* else generated from the id */
+	unsigned mtu;   /* 0 = default 1500 */
+	char *hostfwd;  /* user mode: "tcp:127.0.0.1:2222-:22,..." as given */
+};
+
 struct vm_config {
 	char *kernel_path; /* NULL: the default guest */
 	char *initrd_path; /* NULL: none (or the default guest's) */
@@ -28,6 +65,14 @@ struct vm_config {
 	uint64_t mem_size; /* bytes */
 	enum serial_mode serial_mode;
 	char *serial_path; /* SERIAL_FILE only */
+
+	struct disk_config disks[VM_CONFIG_MAX_DISKS];
+	unsigned nr_disks;
+	struct net_config nets[VM_CONFIG_MAX_NETS];
+	unsigned nr_nets;
+	bool rng;                       /* virtio-rng, default on */
+	enum serial_mode console_mode;  /* virtio-console: default SERIAL_OFF */
+	char *console_path;             /* SERIAL_FILE only */
 };
 
 /* Fill defaults. */
