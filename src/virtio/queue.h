@@ -27,6 +27,39 @@
 #define VRING_DESC_F_NEXT 1
 #define VRING_DESC_F_WRITE 2
 #define VRING_DESC_F_INDIRECT 4
+#define VRING_AVAIL_F_NO_INTERRUPT 1 /* avail->flags: driver needs no used-buffer interrupt */
+#define VRING_USED_F_NO_NOTIFY 1     /* used->flags: device needs no available-buffer kick */
+
+/* Guest-visible ring structures, little-endian. queue.c reads them field by field, once. */
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+struct vring_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[]; /* [size], then u16 used_event */
+};
+struct vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+struct vring_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vring_used_elem ring[]; /* [size], then u16 avail_event */
+};
+static_assert(sizeof(struct vring_desc) == 16, "virtio 1.x 2.7.5");
+static_assert(sizeof(struct vring_avail) == 4, "virtio 1.x 2.7.6");
+static_assert(sizeof(struct vring_used_elem) == 8, "virtio 1.x 2.7.8");
+static_assert(sizeof(struct vring_used) == 4, "virtio 1.x 2.7.8");
+
+/* Bytes of each ring area for n entries, event fields included (vq_init always checks them). */
+#define VQ_DESC_BYTES(n) (16ULL * (n))
+#define VQ_AVAIL_BYTES(n) (6ULL + 2ULL * (n))
+#define VQ_USED_BYTES(n) (6ULL + 8ULL * (n))
 
 struct virtq {
 	const struct guest_mem *mem;
@@ -40,49 +73,69 @@ struct virtq {
 	uint16_t used_idx;   /* next used ring slot to fill */
 	uint16_t signalled_used;
 	bool signalled_used_valid;
-	bool broken; /* a malformed ring was seen: the device must go NEEDS_RESET */
+	bool broken;	   /* a malformed ring was seen: the device must go NEEDS_RESET */
+	const char *error; /* why it broke (static string, NULL if not broken), for device logs */
+	/* host views of the three areas, set by vq_init; private to queue.c */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
 };
 
 /* One popped chain. Readable (driver -> device) buffers come first in iov[0..n_out), then
- * writable ones in iov[n_out..n_out+n_in). iov_base values point into guest RAM. */
+ * writable ones in iov[n_out..n_out+n_in). iov_base values point into guest RAM.
+ * Zero-length descriptors are accepted (their address is not checked) but produce no iovec;
+ * they still count toward VQ_MAX_CHAIN and the readable-before-writable rule. */
 struct vq_chain {
 	uint16_t head;
 	unsigned n_out, n_in;
-	uint64_t out_len, in_len; /* total bytes readable / writable */
+	uint64_t out_len, in_len; /* total bytes readable / writable; together <= UINT32_MAX */
 };
 
-/* Check the ring addresses against guest RAM (with the queue size) and arm the queue.
- * Returns 0 or -EINVAL. */
+/* Check size (power of two, 1..VQ_MAX_SIZE), alignment (desc 16, avail 2, used 4) and that
+ * each ring area, event field included, lies inside one RAM region; then arm the queue:
+ * ready = true, last_avail = used_idx = 0, not broken. Restoring a snapshot sets last_avail /
+ * used_idx after this. Returns 0, or -EINVAL with ready = false. Does not touch guest RAM. */
 int vq_init(struct virtq *vq, const struct guest_mem *mem) __must_check;
+/* Device reset: clear ready, ring addresses, event_idx and device state. Keeps mem and size
+ * (the transport sets size back to its maximum). */
 void vq_reset(struct virtq *vq);
 
 /* Take the next available chain, mapping its buffers into iov (capacity iov_cap).
- * Returns 1 with *c filled, 0 if the ring is empty, or -EINVAL / -E2BIG / -EFAULT for a
- * malformed ring or chain: loops, indexes out of range, nested or misplaced INDIRECT,
- * a readable buffer after a writable one, addresses outside RAM, length overflow, more
- * than VQ_MAX_CHAIN descriptors or more than iov_cap buffers. On -EINVAL/-EFAULT the queue
- * is marked broken. On -E2BIG (chain valid but longer than iov_cap) the chain is consumed
- * and c->head is valid so the device can complete it with an error status. */
+ * Returns 1 with *c filled, 0 if the ring is empty or the queue is not ready, or
+ * -EINVAL / -E2BIG / -EFAULT for a malformed ring or chain: loops, indexes out of range,
+ * avail->idx more than size ahead, nested or misplaced INDIRECT, a readable buffer after a
+ * writable one, length sum over UINT32_MAX, more than VQ_MAX_CHAIN buffer descriptors or
+ * an indirect table over VQ_MAX_CHAIN entries (-EINVAL); buffers or tables outside RAM
+ * (-EFAULT); more than iov_cap buffers (-E2BIG). On -EINVAL/-EFAULT the queue is marked
+ * broken and every later vq_pop returns -EINVAL without reading guest memory. On -E2BIG
+ * (chain valid but longer than iov_cap) the chain is consumed and only c->head is valid, so
+ * the device can complete it with an error status.
+ * An INDIRECT descriptor may end a direct chain (it cannot have NEXT); its WRITE flag is
+ * ignored. Event-loop use: vq_disable_notify; pop/push until 0; if vq_enable_notify, repeat. */
 int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov_cap) __must_check;
 
 /* Put a completed chain on the used ring: `written` bytes were written to its writable
- * buffers. */
+ * buffers. No-op on a queue that is not ready or broken, or for head >= size. */
 void vq_push(struct virtq *vq, uint16_t head, uint32_t written);
 
 /* After one or more vq_push: must the driver be interrupted? (EVENT_IDX or the
- * NO_INTERRUPT flag.) Updates the signalled state when it returns true. */
+ * NO_INTERRUPT flag.) With EVENT_IDX, records used_idx as signalled on every call (as vhost
+ * and QEMU do), so each used index range is judged once. False on a broken queue. */
 bool vq_should_notify(struct virtq *vq);
 
 /* Tell the driver whether the device wants notifications (avail_event with EVENT_IDX,
  * else the used ring's NO_NOTIFY flag). Returns true if new buffers arrived meanwhile
- * (the caller should poll again). */
+ * (the caller should poll again). With EVENT_IDX, disabling is a no-op: a stale avail_event
+ * already suppresses kicks. */
 bool vq_enable_notify(struct virtq *vq);
 void vq_disable_notify(struct virtq *vq);
 
-/* Number of chains the driver has made available and the device has not taken. */
+/* Number of chains the driver has made available and the device has not taken (capped at
+ * size; 0 when not ready or broken). */
 uint16_t vq_avail_count(const struct virtq *vq);
 
-/* Copy helpers over an iovec range (readable or writable part). Return bytes copied. */
+/* Copy helpers over an iovec range (readable or writable part), starting `offset` bytes
+ * into it. Return bytes copied (short when the iovecs end first). */
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
 size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
 		    size_t len);
