@@ -207,6 +207,10 @@ while read -r applet; do
 	[ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
 done < <("$busybox" --list-full)
 [ -L "$root/bin/sh" ] || die "busybox has no sh applet"
+# No /sbin/modprobe: the kernel runs CONFIG_MODPROBE_PATH for every request_module() during
+# boot, and each run (exec of busybox, emulated page faults) blocks an initcall for seconds
+# when guest kernel code is emulated. /init loads what the devices need with `busybox modprobe`.
+rm -f "$root/sbin/modprobe"
 
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
