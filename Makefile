@@ -9,7 +9,7 @@ KILN        := $(BUILD)/kiln
 RUN_CMDLINE ?= console=ttyS0 reboot=k panic=-1 $(shell cat guest/cmdline-extra 2>/dev/null)
 RUN_ARGS    ?= --cpus 2 --memory 256M
 
-.PHONY: all deps build guest run check check-fast unit asan fuzz clean
+.PHONY: all deps build guest run check check-fast unit asan fuzz clean bench
 
 all: build
 
@@ -36,6 +36,12 @@ check: deps
 # Fast tier only (no Linux guest).
 check-fast: deps
 	tests/run.sh fast
+
+# Benchmarks: kiln next to QEMU microvm (and BENCH_PEERS), table in bench/results.md. Slow, and
+# never part of `make check`. Knobs (BENCH_RUNS, BENCH_LINUX=1, ...): docs/benchmarks.md.
+bench: build
+	bench/deps.sh
+	KILN=$(KILN) BENCH_OUT=$(BUILD)/bench BENCH_GUEST_DIR=$(GUEST_DIR) bench/run.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

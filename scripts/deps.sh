@@ -4,7 +4,7 @@ set -euo pipefail
 
 PKGS=(
 	gcc make meson ninja-build pkg-config python3
-	libcmocka-dev
+	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev curl
 	clang
 	busybox-static cpio lz4 xz-utils zstd kmod
 	acpica-tools

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh: build and run kiln's test tiers and print one summary line "N passed, N failed".
-#   tests/run.sh fast   unit tests (plain + ASan/UBSan), fuzz smoke runs, tiny test guests
+#   tests/run.sh fast   unit tests (plain + ASan/UBSan), fuzz smoke runs, tiny test guests, API
 #   tests/run.sh all    fast tier, then the real-guest tier (default Linux guest)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +61,9 @@ if setup "$BUILD"; then
 
 	note "tiny test guests"
 	run_suite "$BUILD" guests guests --num-processes 1
+
+	note "REST API (kiln api over its socket)"
+	run_suite "$BUILD" api api --num-processes 1
 else
 	fail "build $BUILD"
 fi

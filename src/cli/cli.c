@@ -8,19 +8,17 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/internal.h"
 
 /* Guest RAM is mapped in whole x86 pages (config.c checks the same). */
 #define CLI_PAGE_SIZE (4 * KiB)
-/* User text quoted in a message is cut to this many bytes so the message's tail survives. */
-#define CLI_CLIP 96
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
 static_assert(VM_CONFIG_MIN_MEM == 64 * MiB, "update the --memory help and messages");
 
-/* Write a message into err (if any) with control characters shown as '?'. Returns -EINVAL. */
-static __printf(3, 4) int fail(char *err, size_t errlen, const char *fmt, ...)
+int cli_fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -36,12 +34,7 @@ static __printf(3, 4) int fail(char *err, size_t errlen, const char *fmt, ...)
 	return -EINVAL;
 }
 
-struct clip {
-	char s[CLI_CLIP + 4];
-};
-
-/* s, or its first CLI_CLIP bytes followed by "...". */
-static const char *clip(struct clip *b, const char *s)
+const char *cli_clip(struct cli_clip *b, const char *s)
 {
 	if (strlen(s) <= CLI_CLIP)
 		return s;
@@ -90,12 +83,12 @@ static int kv_unknown_key(const char *opt, const char *key, const char *const *k
 {
 	char expected[256] = "";
 	size_t n = 0;
-	struct clip c;
+	struct cli_clip c;
 
 	for (int i = 0; keys[i] && n < sizeof(expected); i++)
 		n += (size_t)snprintf(expected + n, sizeof(expected) - n, "%s%s", i ? ", " : "",
 				      keys[i]);
-	return fail(err, errlen, "%s: unknown key '%s' (expected %s)", opt, clip(&c, key),
+	return cli_fail(err, errlen, "%s: unknown key '%s' (expected %s)", opt, cli_clip(&c, key),
 		    keys[0] ? expected : "no keys");
 }
 
@@ -104,26 +97,26 @@ static int kv_item(struct cli_kvlist *kv, const char *opt, char *item, bool firs
 {
 	char *eq = strchr(item, '=');
 	const char *val;
-	struct clip c;
+	struct cli_clip c;
 	int i;
 
 	if (!eq) {
 		if (!first || !(flags & CLI_KV_BARE))
-			return fail(err, errlen, "%s: '%s' is not key=value", opt, clip(&c, item));
+			return cli_fail(err, errlen, "%s: '%s' is not key=value", opt, cli_clip(&c, item));
 		kv->bare = item;
 		return 0;
 	}
 	*eq = '\0';
 	val = eq + 1;
 	if (eq == item)
-		return fail(err, errlen, "%s: missing key in '=%s'", opt, clip(&c, val));
+		return cli_fail(err, errlen, "%s: missing key in '=%s'", opt, cli_clip(&c, val));
 	i = kv_index(kv->keys, item);
 	if (i < 0)
 		return kv_unknown_key(opt, item, kv->keys, err, errlen);
 	if (kv->vals[i])
-		return fail(err, errlen, "%s: '%s' given twice", opt, item);
+		return cli_fail(err, errlen, "%s: '%s' given twice", opt, item);
 	if (!*val)
-		return fail(err, errlen, "%s: '%s' has an empty value", opt, item);
+		return cli_fail(err, errlen, "%s: '%s' has an empty value", opt, item);
 	kv->vals[i] = val;
 	return 0;
 }
@@ -134,7 +127,7 @@ int cli_kvlist_parse(struct cli_kvlist *kv, const char *opt, const char *s, cons
 	bool first = true, end = false;
 	char *r, *w, *item;
 	size_t nkeys = 0;
-	struct clip c;
+	struct cli_clip c;
 	int ret;
 
 	memset(kv, 0, sizeof(*kv));
@@ -142,9 +135,9 @@ int cli_kvlist_parse(struct cli_kvlist *kv, const char *opt, const char *s, cons
 	while (keys[nkeys])
 		nkeys++;
 	if (nkeys > CLI_KV_MAX_KEYS)
-		return fail(err, errlen, "%s: too many keys for a list", opt);
+		return cli_fail(err, errlen, "%s: too many keys for a list", opt);
 	if (!*s)
-		return fail(err, errlen, "%s: empty value", opt);
+		return cli_fail(err, errlen, "%s: empty value", opt);
 	kv->buf = strdup(s);
 	if (!kv->buf)
 		return -ENOMEM;
@@ -152,10 +145,10 @@ int cli_kvlist_parse(struct cli_kvlist *kv, const char *opt, const char *s, cons
 	while (!end) {
 		item = kv_next_item(&r, &w, &end);
 		if (!*item) {
-			ret = fail(err, errlen,
+			ret = cli_fail(err, errlen,
 				   end && !first ? "%s: trailing comma in '%s'"
 						 : "%s: empty item in '%s'",
-				   opt, clip(&c, s));
+				   opt, cli_clip(&c, s));
 			goto out_free;
 		}
 		ret = kv_item(kv, opt, item, first, flags, err, errlen);
@@ -194,6 +187,7 @@ struct opt {
 	const char *metavar; /* NULL: takes no value (--help) */
 	opt_set_fn set;	     /* NULL: --help */
 	bool empty_ok;	     /* "" is a meaningful value */
+	bool repeatable;     /* may be given more than once (--disk) */
 	const char *help;    /* may hold '\n' between lines */
 	void (*dflt)(char *buf, size_t len);
 };
@@ -201,16 +195,16 @@ struct opt {
 /* Check that path names a readable regular file, then store a copy in *dst. */
 static int set_file(char **dst, const char *opt, const char *path, char *err, size_t errlen)
 {
-	struct clip c;
+	struct cli_clip c;
 	struct stat st;
 
 	if (stat(path, &st))
-		return fail(err, errlen, "%s: %s: %s", opt, clip(&c, path), strerror(errno));
+		return cli_fail(err, errlen, "%s: %s: %s", opt, cli_clip(&c, path), strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail(err, errlen, "%s: %s: %s", opt, clip(&c, path),
+		return cli_fail(err, errlen, "%s: %s: %s", opt, cli_clip(&c, path),
 			    S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file");
 	if (access(path, R_OK))
-		return fail(err, errlen, "%s: %s: %s", opt, clip(&c, path), strerror(errno));
+		return cli_fail(err, errlen, "%s: %s: %s", opt, cli_clip(&c, path), strerror(errno));
 	*dst = strdup(path);
 	return *dst ? 0 : -ENOMEM;
 }
@@ -236,16 +230,16 @@ static int set_cmdline(struct vm_config *c, const char *opt, const char *val, ch
 
 static int set_cpus(struct vm_config *c, const char *opt, const char *val, char *err, size_t errlen)
 {
-	struct clip cl;
+	struct cli_clip cl;
 	uint64_t n;
 	int ret;
 
 	ret = cli_parse_uint(val, 1, VM_CONFIG_MAX_CPUS, &n);
 	if (ret == -ERANGE)
-		return fail(err, errlen, "%s: '%s' is out of range (1-%u)", opt, clip(&cl, val),
+		return cli_fail(err, errlen, "%s: '%s' is out of range (1-%u)", opt, cli_clip(&cl, val),
 			    (unsigned)VM_CONFIG_MAX_CPUS);
 	if (ret)
-		return fail(err, errlen, "%s: '%s' is not a number", opt, clip(&cl, val));
+		return cli_fail(err, errlen, "%s: '%s' is not a number", opt, cli_clip(&cl, val));
 	c->cpus = (unsigned)n;
 	return 0;
 }
@@ -265,35 +259,35 @@ static int set_memory(struct vm_config *c, const char *opt, const char *val, cha
 		      size_t errlen)
 {
 	uint64_t bytes, host;
-	struct clip cl;
+	struct cli_clip cl;
 	int ret;
 
 	ret = cli_parse_size(val, MiB, &bytes);
 	if (ret == -ERANGE)
-		return fail(err, errlen, "%s: '%s' is too large", opt, clip(&cl, val));
+		return cli_fail(err, errlen, "%s: '%s' is too large", opt, cli_clip(&cl, val));
 	if (ret)
-		return fail(err, errlen, "%s: '%s' is not a size", opt, clip(&cl, val));
+		return cli_fail(err, errlen, "%s: '%s' is not a size", opt, cli_clip(&cl, val));
 	if (bytes < VM_CONFIG_MIN_MEM)
-		return fail(err, errlen, "%s: %s is below the %llu MiB minimum", opt,
-			    clip(&cl, val), (unsigned long long)(VM_CONFIG_MIN_MEM / MiB));
+		return cli_fail(err, errlen, "%s: %s is below the %llu MiB minimum", opt,
+			    cli_clip(&cl, val), (unsigned long long)(VM_CONFIG_MIN_MEM / MiB));
 	if (bytes % CLI_PAGE_SIZE)
-		return fail(err, errlen, "%s: %s is not a multiple of the %llu KiB page size", opt,
-			    clip(&cl, val), (unsigned long long)(CLI_PAGE_SIZE / KiB));
+		return cli_fail(err, errlen, "%s: %s is not a multiple of the %llu KiB page size", opt,
+			    cli_clip(&cl, val), (unsigned long long)(CLI_PAGE_SIZE / KiB));
 	host = host_ram();
 	if (host && bytes > host)
-		return fail(err, errlen, "%s: %s is more than the host's %llu MiB of RAM", opt,
-			    clip(&cl, val), (unsigned long long)(host / MiB));
+		return cli_fail(err, errlen, "%s: %s is more than the host's %llu MiB of RAM", opt,
+			    cli_clip(&cl, val), (unsigned long long)(host / MiB));
 	c->mem_size = bytes;
 	return 0;
 }
 
-static int set_serial(struct vm_config *c, const char *opt, const char *val, char *err,
-		      size_t errlen)
+int cli_parse_mode(const char *opt, const char *val, enum serial_mode *mode, char **path,
+		   char *err, size_t errlen)
 {
 	static const char *const keys[] = {"file", NULL};
 	struct cli_kvlist kv;
 	const char *file;
-	struct clip cl;
+	struct cli_clip cl;
 	int ret;
 
 	ret = cli_kvlist_parse(&kv, opt, val, keys, CLI_KV_BARE, err, errlen);
@@ -301,25 +295,31 @@ static int set_serial(struct vm_config *c, const char *opt, const char *val, cha
 		return ret;
 	file = cli_kvlist_get(&kv, "file");
 	if (file && kv.bare) {
-		ret = fail(err, errlen,
+		ret = cli_fail(err, errlen,
 			   "%s: '%s' mixes a mode with file= (expected stdio, file=PATH or off)",
-			   opt, clip(&cl, val));
+			   opt, cli_clip(&cl, val));
 	} else if (file) {
-		c->serial_path = strdup(file);
-		c->serial_mode = SERIAL_FILE;
-		ret = c->serial_path ? 0 : -ENOMEM;
+		*path = strdup(file);
+		*mode = SERIAL_FILE;
+		ret = *path ? 0 : -ENOMEM;
 	} else if (!strcmp(kv.bare, "stdio")) {
-		c->serial_mode = SERIAL_STDIO;
+		*mode = SERIAL_STDIO;
 	} else if (!strcmp(kv.bare, "off")) {
-		c->serial_mode = SERIAL_OFF;
+		*mode = SERIAL_OFF;
 	} else if (!strcmp(kv.bare, "file")) {
-		ret = fail(err, errlen, "%s: file needs a path (file=PATH)", opt);
+		ret = cli_fail(err, errlen, "%s: file needs a path (file=PATH)", opt);
 	} else {
-		ret = fail(err, errlen, "%s: unknown mode '%s' (expected stdio, file=PATH or off)",
-			   opt, clip(&cl, val));
+		ret = cli_fail(err, errlen, "%s: unknown mode '%s' (expected stdio, file=PATH or off)",
+			   opt, cli_clip(&cl, val));
 	}
 	cli_kvlist_free(&kv);
 	return ret;
+}
+
+static int set_serial(struct vm_config *c, const char *opt, const char *val, char *err,
+		      size_t errlen)
+{
+	return cli_parse_mode(opt, val, &c->serial_mode, &c->serial_path, err, errlen);
 }
 
 static void dflt_kernel(char *buf, size_t len) { snprintf(buf, len, "the default guest"); }
@@ -342,6 +342,12 @@ static void dflt_cpus(char *buf, size_t len)
 static void dflt_memory(char *buf, size_t len) { cli_format_size(VM_CONFIG_DEFAULT_MEM, buf, len); }
 
 static void dflt_serial(char *buf, size_t len) { snprintf(buf, len, "stdio"); }
+
+static void dflt_disk(char *buf, size_t len) { snprintf(buf, len, "none"); }
+
+static void dflt_rng(char *buf, size_t len) { snprintf(buf, len, "on"); }
+
+static void dflt_console(char *buf, size_t len) { snprintf(buf, len, "off"); }
 
 static const struct opt opts[] = {
     {
@@ -391,6 +397,39 @@ static const struct opt opts[] = {
 	.dflt = dflt_serial,
     },
     {
+	.name = "--disk",
+	.metavar = "LIST",
+	.set = cli_set_disk,
+	.repeatable = true,
+	.help = "a virtio-blk disk (/dev/vda, vdb... in order), up to " STR(VM_CONFIG_MAX_DISKS) "; give\n"
+		"--disk once per disk. LIST is key=value pairs separated by ',':\n"
+		"  path=IMG          image file or block device (required)\n"
+		"  readonly=on|off   read-only for the guest and opened O_RDONLY\n"
+		"                    (needed for a file without write permission)\n"
+		"  id=NAME           unique name [default: disk0, disk1...]\n"
+		"  serial=STR        GET_ID string, at most " STR(VM_CONFIG_SERIAL_MAX) " bytes [default: id]\n"
+		"  engine=uring|sync I/O engine [default: io_uring, else sync]\n"
+		"  cache=writeback|unsafe  unsafe ignores the guest's flushes\n"
+		"The image is locked (flock): two VMs cannot use it read-write",
+	.dflt = dflt_disk,
+    },
+    {
+	.name = "--rng",
+	.metavar = "on|off",
+	.set = cli_set_rng,
+	.help = "virtio-rng entropy device (the guest's /dev/hwrng)",
+	.dflt = dflt_rng,
+    },
+    {
+	.name = "--console",
+	.metavar = "MODE",
+	.set = cli_set_console,
+	.help = "virtio-console, the guest's /dev/hvc0: off, stdio or file=PATH\n"
+		"(file: output only). With stdio, terminal input goes to hvc0 and\n"
+		"the serial port only writes to stdout; --serial stdio too is an error",
+	.dflt = dflt_console,
+    },
+    {
 	.name = "--help",
 	.alias = "-h",
 	.help = "print this help and exit",
@@ -405,8 +444,8 @@ void cli_usage(FILE *out)
 		return;
 	fprintf(out, "Usage: kiln run [OPTIONS]\n\n"
 		     "Boot a microVM: the kernel given with --kernel, or the default guest.\n"
-		     "Give each option at most once, as --opt VALUE or --opt=VALUE\n"
-		     "(the second form for a VALUE that starts with \"--\").\n\n"
+		     "Give each option at most once (--disk once per disk), as --opt VALUE\n"
+		     "or --opt=VALUE (the second form for a VALUE that starts with \"--\").\n\n"
 		     "Options:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(opts); i++) {
 		const struct opt *o = &opts[i];
@@ -446,7 +485,7 @@ static int parse_one(int argc, char **argv, int *i, bool *seen, struct vm_config
 {
 	const char *arg = argv[*i], *eq, *val;
 	const struct opt *o;
-	struct clip cl;
+	struct cli_clip cl;
 	size_t namelen;
 
 	if (!starts_with_dashdash(arg)) {
@@ -457,8 +496,8 @@ static int parse_one(int argc, char **argv, int *i, bool *seen, struct vm_config
 			}
 		}
 		if (arg[0] == '-' && arg[1])
-			return fail(err, errlen, "unknown option '%s'", clip(&cl, arg));
-		return fail(err, errlen, "unexpected argument '%s'", clip(&cl, arg));
+			return cli_fail(err, errlen, "unknown option '%s'", cli_clip(&cl, arg));
+		return cli_fail(err, errlen, "unexpected argument '%s'", cli_clip(&cl, arg));
 	}
 	eq = strchr(arg, '=');
 	namelen = eq ? (size_t)(eq - arg) : strlen(arg);
@@ -468,34 +507,34 @@ static int parse_one(int argc, char **argv, int *i, bool *seen, struct vm_config
 
 		snprintf(name, sizeof(name), "%.*s%s", (int)MIN(namelen, CLI_CLIP), arg,
 			 namelen > CLI_CLIP ? "..." : "");
-		return fail(err, errlen, "unknown option '%s'", name);
+		return cli_fail(err, errlen, "unknown option '%s'", name);
 	}
 found:
 	if (!o->metavar) {
 		if (eq)
-			return fail(err, errlen, "%s takes no value", o->name);
+			return cli_fail(err, errlen, "%s takes no value", o->name);
 		cli_usage(out);
 		return 1;
 	}
-	if (seen[o - opts])
-		return fail(err, errlen, "%s given twice", o->name);
+	if (seen[o - opts] && !o->repeatable)
+		return cli_fail(err, errlen, "%s given twice", o->name);
 	seen[o - opts] = true;
 	if (eq) {
 		val = eq + 1;
 	} else {
 		if (*i + 1 >= argc || !argv[*i + 1] || starts_with_dashdash(argv[*i + 1]))
-			return fail(err, errlen, "%s: missing value", o->name);
+			return cli_fail(err, errlen, "%s: missing value", o->name);
 		val = argv[++*i];
 	}
 	if (!*val && !o->empty_ok)
-		return fail(err, errlen, "%s: empty value", o->name);
+		return cli_fail(err, errlen, "%s: empty value", o->name);
 	return o->set(c, o->name, val, err, errlen);
 }
 
 int cli_parse_run(int argc, char **argv, struct vm_config *c, FILE *out, char *err, size_t errlen)
 {
 	bool seen[ARRAY_SIZE(opts)] = {false};
-	struct clip cl;
+	struct cli_clip cl;
 	int i, ret = 0;
 
 	vm_config_init(c);
@@ -505,16 +544,18 @@ int cli_parse_run(int argc, char **argv, struct vm_config *c, FILE *out, char *e
 		if (!strcmp(argv[i], "--")) {
 			/* End of options; nothing positional is accepted after it either. */
 			if (i + 1 < argc && argv[i + 1])
-				ret = fail(err, errlen, "unexpected argument '%s'",
-					   clip(&cl, argv[i + 1]));
+				ret = cli_fail(err, errlen, "unexpected argument '%s'",
+					   cli_clip(&cl, argv[i + 1]));
 			break;
 		}
 		ret = parse_one(argc, argv, &i, seen, c, out, err, errlen);
 	}
 	if (!ret)
+		ret = cli_check_devices(c, seen[find_opt("--serial", 8) - opts], err, errlen);
+	if (!ret)
 		ret = vm_config_validate(c, err, errlen);
 	if (ret == -ENOMEM)
-		fail(err, errlen, "out of memory while parsing options");
+		cli_fail(err, errlen, "out of memory while parsing options");
 	if (ret) {
 		vm_config_free(c);
 		vm_config_init(c);

@@ -2,34 +2,59 @@
 #include "util/log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level g_level = LOG_WARN;
+/* The level is read on every call without a lock; the rest of the configuration may be
+ * changed by the API thread while other threads log, so it is read under g_lock. */
+static _Atomic int g_level = LOG_WARN;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static int g_fd = 2;
 static char g_id[64] = "kiln";
+static bool g_show_level = true, g_show_origin = true;
+static char g_filter[64];
 
 void log_set_level(enum log_level level)
 {
-	g_level = level;
+	atomic_store(&g_level, (int)level);
 }
 
 enum log_level log_get_level(void)
 {
-	return g_level;
+	return (enum log_level)atomic_load(&g_level);
 }
 
 void log_set_id(const char *id)
 {
+	pthread_mutex_lock(&g_lock);
 	snprintf(g_id, sizeof(g_id), "%s", id);
+	pthread_mutex_unlock(&g_lock);
 }
 
 void log_set_fd(int fd)
 {
+	pthread_mutex_lock(&g_lock);
 	g_fd = fd;
+	pthread_mutex_unlock(&g_lock);
+}
+
+void log_set_show(bool show_level, bool show_origin)
+{
+	pthread_mutex_lock(&g_lock);
+	g_show_level = show_level;
+	g_show_origin = show_origin;
+	pthread_mutex_unlock(&g_lock);
+}
+
+void log_set_filter(const char *filter)
+{
+	pthread_mutex_lock(&g_lock);
+	snprintf(g_filter, sizeof(g_filter), "%s", filter ? filter : "");
+	pthread_mutex_unlock(&g_lock);
 }
 
 static const char *const level_names[] = {
@@ -37,6 +62,7 @@ static const char *const level_names[] = {
 	[LOG_WARN] = "WARN",
 	[LOG_INFO] = "INFO",
 	[LOG_DEBUG] = "DEBUG",
+	[LOG_TRACE] = "TRACE",
 };
 
 void log_msg(enum log_level level, const char *file, int line, const char *fmt, ...)
@@ -48,7 +74,7 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	va_list ap;
 	int n;
 
-	if (level > g_level)
+	if (level < LOG_ERROR || level > LOG_TRACE || (int)level > atomic_load(&g_level))
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
@@ -56,9 +82,22 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	const char *base = strrchr(file, '/');
 	base = base ? base + 1 : file;
 
-	n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ [%s:%s:%s:%s:%d] ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		     ts.tv_nsec / 1000, g_id, thread, level_names[level], base, line);
+	pthread_mutex_lock(&g_lock);
+	if (g_filter[0] && !strstr(file, g_filter)) {
+		pthread_mutex_unlock(&g_lock);
+		return;
+	}
+	int fd = g_fd;
+	n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ [%s:%s", tm.tm_year + 1900,
+		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000,
+		     g_id, thread);
+	if (n > 0 && g_show_level && (size_t)n < sizeof(buf))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ":%s", level_names[level]);
+	if (n > 0 && g_show_origin && (size_t)n < sizeof(buf))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ":%s:%d", base, line);
+	pthread_mutex_unlock(&g_lock);
+	if (n > 0 && (size_t)n < sizeof(buf))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "] ");
 	if (n < 0)
 		return;
 	if ((size_t)n < sizeof(buf)) {
@@ -71,7 +110,7 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	if ((size_t)n >= sizeof(buf) - 1)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
-	ssize_t w = write(g_fd, buf, (size_t)n);
+	ssize_t w = write(fd, buf, (size_t)n);
 	(void)w;
 }
 

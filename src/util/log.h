@@ -7,7 +7,8 @@
 
 #include "util/compiler.h"
 
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LOG_OFF drops every line (the API's level "Off"); LOG_TRACE is the API's "Trace". */
+enum log_level { LOG_OFF = -1, LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG_TRACE };
 
 /* Set the threshold (messages above it are dropped) and the instance id shown on each line. */
 void log_set_level(enum log_level level);
@@ -15,6 +16,12 @@ enum log_level log_get_level(void);
 void log_set_id(const char *id);
 /* Redirect log output to fd (default 2). The fd is not closed by the logger. */
 void log_set_fd(int fd);
+/* Which fields the line prefix shows: the level and the file:line origin (both on by
+ * default; the API's logger turns them off unless asked). */
+void log_set_show(bool show_level, bool show_origin);
+/* Only log lines whose source path contains filter (NULL or "": every line). The string
+ * is copied (at most 63 bytes). */
+void log_set_filter(const char *filter);
 
 void log_msg(enum log_level level, const char *file, int line, const char *fmt, ...) __printf(4, 5);
 
@@ -22,6 +29,7 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 #define log_warn(...) log_msg(LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __FILE__, __LINE__, __VA_ARGS__)
+#define log_trace(...) log_msg(LOG_TRACE, __FILE__, __LINE__, __VA_ARGS__)
 
 /* Token bucket for messages a guest can trigger: at most `burst` lines, refilled one per
  * `interval_ms`. Declare one `static struct log_ratelimit` per call site. */

@@ -9,6 +9,7 @@ void bus_init(struct bus *b, const char *name)
 {
 	memset(b, 0, sizeof(*b));
 	b->name = name;
+	pthread_rwlock_init(&b->lock, NULL);
 }
 
 void bus_destroy(struct bus *b)
@@ -16,10 +17,11 @@ void bus_destroy(struct bus *b)
 	free(b->ranges);
 	b->ranges = NULL;
 	b->nr = b->cap = 0;
+	pthread_rwlock_destroy(&b->lock);
 }
 
-int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
-		 const char *name)
+static int bus_insert(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
+		      const char *name)
 {
 	uint64_t end;
 	if (!fn || len == 0 || __builtin_add_overflow(base, len - 1, &end))
@@ -53,6 +55,31 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void 
 	return 0;
 }
 
+int bus_register(struct bus *b, uint64_t base, uint64_t len, bus_io_fn fn, void *opaque,
+		 const char *name)
+{
+	pthread_rwlock_wrlock(&b->lock);
+	int ret = bus_insert(b, base, len, fn, opaque, name);
+	pthread_rwlock_unlock(&b->lock);
+	return ret;
+}
+
+int bus_unregister(struct bus *b, uint64_t base)
+{
+	int ret = -ENOENT;
+	pthread_rwlock_wrlock(&b->lock);
+	for (unsigned i = 0; i < b->nr; i++) {
+		if (b->ranges[i].base != base)
+			continue;
+		memmove(&b->ranges[i], &b->ranges[i + 1], (b->nr - i - 1) * sizeof(b->ranges[0]));
+		b->nr--;
+		ret = 0;
+		break;
+	}
+	pthread_rwlock_unlock(&b->lock);
+	return ret;
+}
+
 static const struct bus_range *bus_find(const struct bus *b, uint64_t addr)
 {
 	unsigned lo = 0, hi = b->nr;
@@ -69,14 +96,20 @@ static const struct bus_range *bus_find(const struct bus *b, uint64_t addr)
 	return NULL;
 }
 
-bool bus_access(const struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+bool bus_access(struct bus *b, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
 {
-	const struct bus_range *r = bus_find(b, addr);
-	if (!r) {
+	/* Copy the range out under the read lock and call it unlocked: the table may be
+	 * reallocated by a writer as soon as the lock is dropped. */
+	pthread_rwlock_rdlock(&b->lock);
+	const struct bus_range *found = bus_find(b, addr);
+	struct bus_range r = found ? *found : (struct bus_range){ 0 };
+	pthread_rwlock_unlock(&b->lock);
+
+	if (!found) {
 		if (!is_write)
 			memset(data, 0xff, len);
 		return false;
 	}
-	r->fn(r->opaque, addr - r->base, data, len, is_write);
+	r.fn(r.opaque, addr - r.base, data, len, is_write);
 	return true;
 }

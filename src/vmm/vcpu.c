@@ -302,6 +302,10 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
+		if (atomic_load(&vm->pause_requested)) {
+			vcpu_park(v); /* pause.c: returns on resume or stop */
+			continue;
+		}
 		if (atomic_exchange(&v->dump_requested, false))
 			dump_state(v);
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "arch/x86/acpi.h"
+#include "arch/x86/acpi_pci.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
 #include "util/log.h"
@@ -34,6 +35,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
 	(void)w;
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	vm_pause_wake(vm); /* parked vCPUs must see the stop too */
 }
 
 static void stopper_request(void *opaque, enum vm_stop_reason why)
@@ -149,6 +151,89 @@ static int setup_devices(struct vm *vm, char *err, size_t errlen)
 	    (ret = register_pio(vm, 0x80, 1, port_ignore, NULL, "post", err, errlen)))
 		return ret;
 	return 0;
+}
+
+/* GSI routing (the irqchip exists by now) and PCI bus 0 with its host bridge, after the legacy
+ * devices. PCI devices are added to vm->pci after this. */
+static int setup_pci(struct vm *vm, char *err, size_t errlen)
+{
+	int ret = irq_router_init(&vm->irq, vm->vm_fd);
+	if (ret) {
+		snprintf(err, errlen, "KVM_SET_GSI_ROUTING: %s", strerror(-ret));
+		return ret;
+	}
+	ret = pci_bus_init(&vm->pci, &vm->pio, &vm->mmio, &vm->irq, vm->vm_fd, &vm->mem);
+	if (ret)
+		snprintf(err, errlen, "PCI bus: %s", strerror(-ret));
+	return ret;
+}
+
+/* Virtio devices on PCI, after the bus exists and before ACPI: disks in --disk order (so the
+ * guest sees vda, vdb... in that order), then rng, then the console. */
+static int setup_virtio_devices(struct vm *vm, char *err, size_t errlen)
+{
+	const struct vm_config *cfg = vm->cfg;
+	struct virtio_env env = { .mem = &vm->mem, .ev = &vm->ev };
+	int ret;
+
+	for (unsigned i = 0; i <= cfg->nr_disks + 1; i++) {
+		struct vm_virtio *v = &vm->virtio[vm->nr_virtio];
+
+		v->fd = -1;
+		v->dev = NULL;
+		if (i < cfg->nr_disks) {
+			ret = virtio_blk_create(&env, &cfg->disks[i], &v->dev, err, errlen);
+		} else if (i == cfg->nr_disks) {
+			if (!cfg->rng)
+				continue;
+			ret = virtio_rng_create(&env, &v->dev, err, errlen);
+		} else {
+			int in = -1, out = -1;
+
+			if (cfg->console_mode == SERIAL_OFF)
+				continue;
+			if (cfg->console_mode == SERIAL_STDIO) {
+				in = STDIN_FILENO;
+				out = STDOUT_FILENO;
+			} else {
+				v->fd = open(cfg->console_path,
+					     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+				if (v->fd < 0) {
+					ret = -errno;
+					snprintf(err, errlen, "--console: %s: %s", cfg->console_path,
+						 strerror(errno));
+					return ret;
+				}
+				out = v->fd;
+			}
+			ret = virtio_console_create(&env, in, out, &v->dev, err, errlen);
+		}
+		vm->nr_virtio++; /* from here on destroy_virtio_devices() cleans it up */
+		if (ret)
+			return ret;
+		ret = virtio_pci_create(v->dev, &vm->pci, vm->vm_fd, &v->pci);
+		if (ret) {
+			snprintf(err, errlen, "%s: PCI: %s", v->dev->id, strerror(-ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* After pci_bus_destroy (it still walks the devices) and before guest RAM goes: blk drains
+ * in-flight I/O into it. */
+static void destroy_virtio_devices(struct vm *vm)
+{
+	for (unsigned i = vm->nr_virtio; i-- > 0;) {
+		struct vm_virtio *v = &vm->virtio[i];
+
+		virtio_pci_destroy(v->pci);
+		virtio_dev_destroy(v->dev);
+		if (v->fd >= 0)
+			close(v->fd);
+		*v = (struct vm_virtio){ .fd = -1 };
+	}
+	vm->nr_virtio = 0;
 }
 
 static int setup_memory(struct vm *vm, char *err, size_t errlen)
@@ -298,10 +383,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 
 	if ((ret = setup_signals_and_loop(vm, err, errlen)) || (ret = open_kvm(vm, err, errlen)) ||
 	    (ret = create_vm_fd(vm, err, errlen)) || (ret = setup_memory(vm, err, errlen)) ||
-	    (ret = setup_devices(vm, err, errlen)))
+	    (ret = setup_devices(vm, err, errlen)) || (ret = setup_pci(vm, err, errlen)) ||
+	    (ret = setup_virtio_devices(vm, err, errlen)))
 		goto fail;
 
-	struct acpi_config acfg = { .nr_cpus = cfg->cpus };
+	struct acpi_config acfg = { .nr_cpus = cfg->cpus,
+				    .dsdt_sb_hook = acpi_pci_dsdt_hook,
+				    .dsdt_sb_opaque = &vm->pci };
 	ret = acpi_build(&vm->mem, &acfg, &vm->rsdp);
 	if (ret) {
 		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));
@@ -385,12 +473,14 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	sig_ctx[0] = vm;
 	sig_ctx[1] = (void *)(intptr_t)sfd;
 
-	if (event_add(&vm->ev, vm->stop_efd, EPOLLIN, stop_ready, vm) ||
-	    (sfd >= 0 && event_add(&vm->ev, sfd, EPOLLIN, signal_ready, sig_ctx))) {
+	if (event_add_control(&vm->ev, vm->stop_efd, EPOLLIN, stop_ready, vm) ||
+	    (sfd >= 0 && event_add_control(&vm->ev, sfd, EPOLLIN, signal_ready, sig_ctx))) {
 		log_err("event loop set-up failed");
 		vm_request_stop(vm, VM_STOP_ERROR);
 	}
-	if (vm->cfg->serial_mode == SERIAL_STDIO) {
+	if (vm->cfg->console_mode == SERIAL_STDIO) {
+		console_raw_enter(STDIN_FILENO); /* virtio-console reads stdin (cli: --console) */
+	} else if (vm->cfg->serial_mode == SERIAL_STDIO) {
 		vm->stdin_fd = STDIN_FILENO;
 		fcntl(vm->stdin_fd, F_SETFL, fcntl(vm->stdin_fd, F_GETFL) | O_NONBLOCK);
 		if (event_add(&vm->ev, vm->stdin_fd, EPOLLIN, stdin_ready, vm))
@@ -444,6 +534,9 @@ void vm_destroy(struct vm *vm)
 	serial_destroy(&vm->serial);
 	if (vm->serial_out_fd >= 0)
 		close(vm->serial_out_fd);
+	pci_bus_destroy(&vm->pci); /* before the vm fd closes: deassigns irqfds */
+	destroy_virtio_devices(vm);
+	irq_router_destroy(&vm->irq);
 	guest_mem_destroy(&vm->mem);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
@@ -457,4 +550,16 @@ void vm_destroy(struct vm *vm)
 		close(vm->stop_efd);
 	event_loop_destroy(&vm->ev);
 	vm->vm_fd = vm->kvm_fd = vm->stop_efd = vm->serial_out_fd = -1;
+}
+
+int vm_drive_update_path(struct vm *vm, const char *id, const char *path, char *err,
+			 size_t errlen)
+{
+	/* Needs a virtio-blk hook to swap the backing file between requests. */
+	(void)vm;
+	(void)path;
+	snprintf(err, errlen, "drive '%s': changing path_on_host while the guest runs is not "
+			      "supported yet",
+		 id);
+	return -ENOTSUP;
 }

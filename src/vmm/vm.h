@@ -9,15 +9,27 @@
 #include "arch/x86/boot.h"
 #include "config.h"
 #include "devices/acpi_pm.h"
+#include "devices/pci.h"
 #include "devices/i8042.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/stop.h"
 #include "vmm/bus.h"
+#include "vmm/irq.h"
 #include "vmm/event.h"
 #include "vmm/memory.h"
+#include "virtio/virtio.h"
 
 struct vm;
+
+/* Virtio devices: disks in --disk order, then rng, then console. */
+#define VM_MAX_VIRTIO (VM_CONFIG_MAX_DISKS + 2)
+
+struct vm_virtio {
+	struct virtio_dev *dev;
+	struct virtio_pci *pci;
+	int fd; /* a host fd the device uses and the VM owns (console file), or -1 */
+};
 
 struct vcpu {
 	struct vm *vm;
@@ -27,6 +39,8 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool dump_requested; /* log registers at the next exit (SIGUSR1) */
+	uint64_t paused_tsc; /* pause.c: guest TSC when the VM was paused */
+	bool paused_tsc_valid;
 };
 
 struct vm {
@@ -46,6 +60,10 @@ struct vm {
 	struct i8042 i8042;
 	struct rtc rtc;
 	struct acpi_pm acpi_pm;
+	struct irq_router irq; /* GSI routes: legacy pins + MSI */
+	struct pci_bus pci;    /* bus 0: host bridge, then PCI devices */
+	struct vm_virtio virtio[VM_MAX_VIRTIO]; /* [0, nr_virtio) are live */
+	unsigned nr_virtio;
 
 	struct boot_info boot;
 	gpa_t rsdp;
@@ -58,6 +76,17 @@ struct vm {
 	int stdin_fd;            /* -1 when serial input is not from stdin */
 	_Atomic bool stdin_paused;
 	int stop_signal; /* signal that ended the VM (VM_STOP_USER), else 0 */
+
+	/* pause.c: while pause_requested is set, vCPU threads park on pause_cond (outside
+	 * KVM_RUN) and the event loop runs only control handlers. */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond; /* CLOCK_MONOTONIC */
+	_Atomic bool pause_ready;  /* vm_pause_init() ran */
+	_Atomic bool pause_requested;
+	unsigned nr_parked; /* under pause_lock */
+	bool paused;        /* main thread only */
+	bool paused_clock_valid;
+	struct kvm_clock_data paused_clock;
 };
 
 /* Build the whole VM (KVM objects, memory, devices, tables, kernel, vCPUs) from cfg.
@@ -73,6 +102,23 @@ void vm_destroy(struct vm *vm);
 
 /* Ask the VM to stop (any thread). The first reason wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why);
+
+/* Replace the backing file of drive `id` while the guest runs (PATCH /drives). Main thread
+ * only. Returns 0, or -errno with a one-line message in err (-ENOTSUP until the virtio-blk
+ * device supports it). */
+int vm_drive_update_path(struct vm *vm, const char *id, const char *path, char *err,
+			 size_t errlen) __must_check;
+
+/* pause.c. vm_pause_init() once after vm_create() and before vm_run() enables pausing.
+ * vm_pause() and vm_resume() run on the event-loop thread: pause returns once every vCPU
+ * is parked outside KVM_RUN and device handlers are held; the guest's clocks (kvmclock,
+ * TSC) do not advance while paused. A stop request wakes parked vCPUs so they can exit. */
+int vm_pause_init(struct vm *vm) __must_check;
+int vm_pause(struct vm *vm, char *err, size_t errlen) __must_check;
+int vm_resume(struct vm *vm, char *err, size_t errlen) __must_check;
+void vm_pause_wake(struct vm *vm);
+/* Called by a vCPU thread that sees pause_requested: blocks until resume or stop. */
+void vcpu_park(struct vcpu *v);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t errlen) __must_check;

@@ -22,7 +22,7 @@
 	} while (0)
 
 /* Temporary files shared by the tests: a kernel, an initrd, a directory. */
-static char tmpdir[64], kernel[96], initrd[96], unreadable[96];
+static char tmpdir[64], kernel[96], initrd[96], unreadable[96], img[96], img2[96], roimg[96];
 
 static struct vm_config cfg;
 static char err[256];
@@ -46,7 +46,11 @@ static int setup_files(void **state)
 	snprintf(kernel, sizeof(kernel), "%s/vmlinux", tmpdir);
 	snprintf(initrd, sizeof(initrd), "%s/initrd.img", tmpdir);
 	snprintf(unreadable, sizeof(unreadable), "%s/secret", tmpdir);
-	if (make_file(kernel, 0644) || make_file(initrd, 0644) || make_file(unreadable, 0))
+	snprintf(img, sizeof(img), "%s/disk.img", tmpdir);
+	snprintf(img2, sizeof(img2), "%s/disk2.img", tmpdir);
+	snprintf(roimg, sizeof(roimg), "%s/ro.img", tmpdir);
+	if (make_file(kernel, 0644) || make_file(initrd, 0644) || make_file(unreadable, 0) ||
+	    make_file(img, 0644) || make_file(img2, 0644) || make_file(roimg, 0444))
 		return -1;
 	return 0;
 }
@@ -56,6 +60,9 @@ static int teardown_files(void **state)
 	unlink(kernel);
 	unlink(initrd);
 	unlink(unreadable);
+	unlink(img);
+	unlink(img2);
+	unlink(roimg);
 	rmdir(tmpdir);
 	return 0;
 }
@@ -90,6 +97,10 @@ static void assert_defaults(void)
 	assert_int_equal(cfg.cpus, VM_CONFIG_DEFAULT_CPUS);
 	assert_int_equal(cfg.mem_size, VM_CONFIG_DEFAULT_MEM);
 	assert_int_equal(cfg.serial_mode, SERIAL_STDIO);
+	assert_int_equal(cfg.nr_disks, 0);
+	assert_true(cfg.rng);
+	assert_int_equal(cfg.console_mode, SERIAL_OFF);
+	assert_null(cfg.console_path);
 }
 
 /* Parsing must fail with -EINVAL and exactly this message, leaving only defaults. */
@@ -397,6 +408,149 @@ static void test_message_hygiene(void **state)
 	assert_string_equal(err, "--cpus:");
 }
 
+/* ---- devices: --disk, --rng, --console ---- */
+
+static void test_disk_good(void **state)
+{
+	char a[256], b[256];
+
+	snprintf(a, sizeof(a), "path=%s", img);
+	snprintf(b, sizeof(b), "path=%s,readonly=on,id=root,serial=SN-1,engine=sync,cache=unsafe",
+		 img2);
+	assert_int_equal(parse("--disk", a, "--disk", b), 0);
+	assert_int_equal(cfg.nr_disks, 2);
+	assert_string_equal(cfg.disks[0].path, img);
+	assert_string_equal(cfg.disks[0].id, "disk0");
+	assert_false(cfg.disks[0].readonly);
+	assert_string_equal(cfg.disks[0].serial, "");
+	assert_int_equal(cfg.disks[0].engine, DISK_ENGINE_DEFAULT);
+	assert_int_equal(cfg.disks[0].cache, DISK_CACHE_WRITEBACK);
+	assert_string_equal(cfg.disks[1].path, img2);
+	assert_string_equal(cfg.disks[1].id, "root");
+	assert_true(cfg.disks[1].readonly);
+	assert_string_equal(cfg.disks[1].serial, "SN-1");
+	assert_int_equal(cfg.disks[1].engine, DISK_ENGINE_SYNC);
+	assert_int_equal(cfg.disks[1].cache, DISK_CACHE_UNSAFE);
+	vm_config_free(&cfg);
+
+	/* Generated ids skip the ones taken; a 20-byte serial fits; engine=uring. */
+	snprintf(a, sizeof(a), "--disk=path=%s,id=disk0,serial=01234567890123456789", img);
+	snprintf(b, sizeof(b), "--disk=path=%s,engine=uring", img2);
+	assert_int_equal(parse(a, b), 0);
+	assert_string_equal(cfg.disks[0].serial, "01234567890123456789");
+	assert_string_equal(cfg.disks[1].id, "disk1");
+	assert_int_equal(cfg.disks[1].engine, DISK_ENGINE_URING);
+	vm_config_free(&cfg);
+
+	/* A file nobody may write is fine read-only; the same file twice read-only too. */
+	snprintf(a, sizeof(a), "path=%s,readonly=on", roimg);
+	assert_int_equal(parse("--disk", a, "--disk", a), 0);
+	assert_int_equal(cfg.nr_disks, 2);
+	vm_config_free(&cfg);
+
+	/* Up to VM_CONFIG_MAX_DISKS. */
+	char *argv[2 * VM_CONFIG_MAX_DISKS + 3];
+	int argc = 0;
+	snprintf(a, sizeof(a), "path=%s,readonly=on", roimg);
+	for (int i = 0; i < VM_CONFIG_MAX_DISKS; i++) {
+		argv[argc++] = (char *)"--disk";
+		argv[argc++] = a;
+	}
+	argv[argc] = NULL;
+	assert_int_equal(cli_parse_run(argc, argv, &cfg, NULL, err, sizeof(err)), 0);
+	assert_int_equal(cfg.nr_disks, VM_CONFIG_MAX_DISKS);
+	assert_string_equal(cfg.disks[VM_CONFIG_MAX_DISKS - 1].id, "disk15");
+	vm_config_free(&cfg);
+	argv[argc++] = (char *)"--disk";
+	argv[argc++] = a;
+	argv[argc] = NULL;
+	assert_int_equal(cli_parse_run(argc, argv, &cfg, NULL, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--disk: at most 16 disks");
+	assert_defaults();
+}
+
+static void test_disk_bad(void **state)
+{
+	char a[256], b[256], msg[320];
+
+	BAD("--disk: path=IMG is required", "--disk", "id=x");
+	BAD("--disk: /nonexistent.img: No such file or directory", "--disk",
+	    "path=/nonexistent.img");
+	snprintf(msg, sizeof(msg), "--disk: %s: Is a directory", tmpdir);
+	snprintf(a, sizeof(a), "path=%s", tmpdir);
+	BAD(msg, "--disk", a);
+	BAD("--disk: /dev/null: not a regular file or block device", "--disk", "path=/dev/null");
+	/* A read-only file without readonly=on: refused, for root too. */
+	snprintf(msg, sizeof(msg), "--disk: %s: read-only (Permission denied): add readonly=on",
+		 roimg);
+	snprintf(a, sizeof(a), "path=%s", roimg);
+	BAD(msg, "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,readonly=off", roimg);
+	BAD(msg, "--disk", a);
+	/* Keys and values. */
+	snprintf(a, sizeof(a), "path=%s,size=1G", img);
+	BAD("--disk: unknown key 'size' (expected path, readonly, id, serial, engine, cache)",
+	    "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,readonly=maybe", img);
+	BAD("--disk: readonly: 'maybe' is not on or off", "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,engine=aio", img);
+	BAD("--disk: engine 'aio' is not uring or sync", "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,cache=none", img);
+	BAD("--disk: cache 'none' is not writeback or unsafe", "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,serial=012345678901234567890", img);
+	BAD("--disk: serial '012345678901234567890' is longer than 20 bytes", "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,serial=a\tb", img);
+	BAD("--disk: serial 'a?b' must be printable ASCII", "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,id=a/b", img);
+	BAD("--disk: id 'a/b' may hold only letters, digits, '.', '_' and '-'", "--disk", a);
+	snprintf(a, sizeof(a), "path=%s,id=%064d", img, 0);
+	assert_int_equal(parse("--disk", a), -EINVAL);
+	assert_contains(err, "is longer than 63 bytes");
+	/* Two disks: duplicate id, the same image twice read-write. */
+	snprintf(a, sizeof(a), "path=%s,id=root", img);
+	snprintf(b, sizeof(b), "path=%s,id=root", img2);
+	BAD("--disk: duplicate id 'root'", "--disk", a, "--disk", b);
+	snprintf(a, sizeof(a), "path=%s", img);
+	snprintf(b, sizeof(b), "path=%s,readonly=on", img);
+	snprintf(msg, sizeof(msg), "--disk: %s is already used by another --disk", img);
+	BAD(msg, "--disk", a, "--disk", b);
+	BAD("--disk: missing value", "--disk");
+	BAD("--disk: empty value", "--disk=");
+}
+
+static void test_rng_console(void **state)
+{
+	assert_int_equal(parse("--rng", "off"), 0);
+	assert_false(cfg.rng);
+	vm_config_free(&cfg);
+	assert_int_equal(parse("--rng=on"), 0);
+	assert_true(cfg.rng);
+	vm_config_free(&cfg);
+	BAD("--rng: 'maybe' is not on or off", "--rng", "maybe");
+	BAD("--rng given twice", "--rng", "on", "--rng", "off");
+
+	assert_int_equal(parse("--console", "file=/tmp/hvc0.log"), 0);
+	assert_int_equal(cfg.console_mode, SERIAL_FILE);
+	assert_string_equal(cfg.console_path, "/tmp/hvc0.log");
+	vm_config_free(&cfg);
+	assert_int_equal(parse("--console", "off"), 0);
+	assert_int_equal(cfg.console_mode, SERIAL_OFF);
+	vm_config_free(&cfg);
+	/* stdio: the serial port keeps its default (stdio output) but not stdin. */
+	assert_int_equal(parse("--console", "stdio"), 0);
+	assert_int_equal(cfg.console_mode, SERIAL_STDIO);
+	assert_int_equal(cfg.serial_mode, SERIAL_STDIO);
+	vm_config_free(&cfg);
+	assert_int_equal(parse("--console", "stdio", "--serial", "off"), 0);
+	vm_config_free(&cfg);
+	BAD("--console: stdio is already used by --serial stdio (give --serial off or file=PATH, "
+	    "or --console file=PATH)",
+	    "--serial", "stdio", "--console", "stdio");
+	BAD("--console: unknown mode 'tty' (expected stdio, file=PATH or off)", "--console", "tty");
+	BAD("--console: file needs a path (file=PATH)", "--console", "file");
+	BAD("--console given twice", "--console", "off", "--console", "off");
+}
+
 /* ---- --help ---- */
 
 static char *help_text(const char *arg)
@@ -431,6 +585,19 @@ static void test_help(void **state)
 	    "--serial MODE",
 	    "stdio, file=PATH or off",
 	    "[default: stdio]",
+	    "--disk LIST",
+	    "path=IMG",
+	    "readonly=on|off",
+	    "serial=STR",
+	    "at most 20 bytes",
+	    "engine=uring|sync",
+	    "cache=writeback|unsafe",
+	    "[default: none]",
+	    "--rng on|off",
+	    "[default: on]",
+	    "--console MODE",
+	    "/dev/hvc0",
+	    "[default: off]",
 	    "-h, --help",
 	    "--opt=VALUE",
 	};
@@ -453,7 +620,7 @@ static void test_help(void **state)
 		vm_config_free(&cfg);
 		options++;
 	}
-	assert_int_equal(options, 6); /* plus "-h, --help", which the loop skips */
+	assert_int_equal(options, 9); /* plus "-h, --help", which the loop skips */
 	/* The memory default printed is the real default. */
 	uint64_t v;
 	assert_int_equal(cli_parse_size("512M", 0, &v), 0);
@@ -729,6 +896,9 @@ int main(void)
 	    cmocka_unit_test(test_files),
 	    cmocka_unit_test(test_structure),
 	    cmocka_unit_test(test_message_hygiene),
+	    cmocka_unit_test(test_disk_good),
+	    cmocka_unit_test(test_disk_bad),
+	    cmocka_unit_test(test_rng_console),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_format_size),

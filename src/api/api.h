@@ -1,0 +1,209 @@
+/* api.h: kiln's Firecracker-compatible REST API (HTTP on a Unix socket) and JSON config files. */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "util/compiler.h"
+#include "util/log.h"
+
+/*
+ * Threads. The HTTP server (libmicrohttpd) runs on its own thread, "api". It reads and
+ * changes the pre-boot configuration (struct api_config) under api->lock, and never touches
+ * a running VM: actions that need the VM (InstanceStart, pause/resume, FlushMetrics,
+ * SendCtrlAltDel, PATCH /drives) are posted to the main thread as a struct api_cmd through
+ * a queue and an eventfd, and the API thread waits for the result. The main thread serves
+ * that queue from a small poll loop before boot and from the VM's event loop (a control
+ * handler, so it also runs while the VM is paused) after.
+ */
+
+#define API_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
+#define API_PATH_MAX 4096	      /* host paths, bytes including NUL */
+#define API_BOOT_ARGS_MAX 4096	      /* boot_args, bytes including NUL */
+#define API_DEFAULT_MEM_MIB 128	      /* Firecracker's default machine-config */
+#define API_MAX_MEM_MIB (1024 * 1024) /* 1 TiB */
+#define API_PARTUUID_MAX 64
+#define API_METRICS_PERIOD_S 60
+
+enum api_state {
+	API_NOT_STARTED = 0,
+	API_STARTING, /* InstanceStart in progress: shown as "Not started" */
+	API_RUNNING,
+	API_PAUSED,
+	API_EXITING, /* the VM has stopped; the process is about to exit */
+};
+
+struct api_logger_config {
+	bool set;
+	char *log_path; /* NULL: keep stderr */
+	enum log_level level;
+	bool show_level;
+	bool show_origin;
+	char *module; /* NULL: no filter */
+};
+
+/* Everything a config file or the API can set: the VM itself plus what vm_config does not
+ * carry. Owned strings are freed by api_config_free(). */
+struct api_config {
+	struct vm_config vm;
+	bool boot_source_set;
+	bool machine_config_set;
+	bool track_dirty_pages;
+	bool serial_set; /* PUT /serial given: vm.serial_mode is SERIAL_FILE */
+	char partuuid[VM_CONFIG_MAX_DISKS][API_PARTUUID_MAX]; /* parallel to vm.disks */
+	struct api_logger_config logger;
+	char *metrics_path; /* NULL: no metrics */
+};
+
+/* Which request body a parser reads (also the fuzzer's selector). */
+enum api_body {
+	API_BODY_BOOT_SOURCE,
+	API_BODY_MACHINE_CONFIG, /* PUT: required fields, the rest reset to defaults */
+	API_BODY_MACHINE_PATCH,	 /* PATCH: only what is given changes */
+	API_BODY_DRIVE,		 /* PUT /drives/{id} */
+	API_BODY_DRIVE_PATCH,	 /* PATCH /drives/{id}: checked only, see api_parse_drive_patch */
+	API_BODY_NET,		 /* PUT /network-interfaces/{id} */
+	API_BODY_ENTROPY,
+	API_BODY_SERIAL,
+	API_BODY_LOGGER,
+	API_BODY_METRICS,
+	API_BODY_ACTION,      /* checked only: api_parse_action */
+	API_BODY_VM_STATE,    /* checked only: api_parse_vm_state */
+	API_BODY_CONFIG_FILE, /* a whole config file */
+	API_BODY__COUNT,
+};
+
+enum api_action { API_ACTION_INSTANCE_START, API_ACTION_FLUSH_METRICS, API_ACTION_CTRL_ALT_DEL };
+
+/* ---- json.c: request bodies and config files -> struct api_config -------------------- */
+
+/* Defaults of a VM configured through the API (Firecracker's: 1 vCPU, 128 MiB, no entropy
+ * device, serial on stdout). */
+void api_config_init(struct api_config *c);
+void api_config_free(struct api_config *c);
+/* Deep copy; returns 0 or -ENOMEM (dst then holds nothing to free). */
+int api_config_copy(struct api_config *dst, const struct api_config *src) __must_check;
+
+/* Parse body (len bytes, need not be NUL-terminated) of the given kind and apply it to c.
+ * id is the {id} of the URL for drives and network interfaces (else NULL). Either the whole
+ * body applies or nothing does. On error returns -EINVAL (or -ENOMEM) with a one-line
+ * message naming the field in err. Paths are checked against the host (kernel, initrd and
+ * drive files must exist); nothing is opened or created. */
+int api_apply_body(struct api_config *c, enum api_body kind, const char *id, const char *body,
+		   size_t len, char *err, size_t errlen) __must_check;
+/* A PATCH /drives body: drive_id must match id and name a configured drive; path_on_host
+ * (optional) must exist. *path is set to a malloc'd copy or NULL when not given. */
+int api_parse_drive_patch(const struct api_config *c, const char *id, const char *body, size_t len,
+			  char **path, char *err, size_t errlen) __must_check;
+int api_parse_action(const char *body, size_t len, enum api_action *out, char *err,
+		     size_t errlen) __must_check;
+/* PATCH /vm: *pause is true for "Paused", false for "Resumed". */
+int api_parse_vm_state(const char *body, size_t len, bool *pause, char *err,
+		       size_t errlen) __must_check;
+/* Read a config file (same schema as GET /vm/config) into c, which must hold defaults; on
+ * error c is unchanged and the message names the file. */
+int api_config_load_file(struct api_config *c, const char *path, char *err,
+			 size_t errlen) __must_check;
+/* The same from text; `what` names the text in messages about it as a whole. */
+int api_config_load_text(struct api_config *c, const char *text, size_t len, const char *what,
+			 char *err, size_t errlen) __must_check;
+/* Is s a valid drive or interface id (1-63 of [A-Za-z0-9_-])? */
+bool api_id_valid(const char *s);
+
+/* ---- export.c: struct api_config -> JSON text (malloc'd, NULL on ENOMEM) ------------- */
+
+char *api_export_config(const struct api_config *c);
+char *api_export_machine_config(const struct api_config *c);
+/* The VM's own config with what the API adds at boot: root drive first and "root=" on the
+ * kernel command line. Returns 0 or -ENOMEM. */
+int api_boot_config(const struct api_config *c, struct vm_config *out) __must_check;
+
+/* ---- the process: control.c (main thread), server.c (HTTP), routes.c ----------------- */
+
+struct api_options {
+	const char *sock_path;	 /* NULL with no_api */
+	const char *id;		 /* instance id, default "anonymous-instance" */
+	const char *config_file; /* NULL: configure through the API */
+	bool no_api;
+};
+
+/* Run `kiln api`: returns the process exit status. */
+int api_run(const struct api_options *o);
+
+enum api_cmd_type {
+	API_CMD_START,
+	API_CMD_PAUSE,
+	API_CMD_RESUME,
+	API_CMD_FLUSH_METRICS,
+	API_CMD_CTRL_ALT_DEL,
+	API_CMD_DRIVE_PATH,
+};
+
+struct api_cmd {
+	enum api_cmd_type type;
+	char id[VM_CONFIG_ID_MAX]; /* API_CMD_DRIVE_PATH */
+	char *path;		   /* API_CMD_DRIVE_PATH, owned by the poster */
+	int ret;		   /* 0 or -errno */
+	char err[512];
+	bool done;
+	struct api_cmd *next;
+};
+
+struct api_counters {
+	_Atomic uint64_t requests, responses_2xx, responses_4xx, responses_5xx;
+	_Atomic uint64_t body_bytes, body_too_large, connections;
+};
+
+struct api_server;
+
+struct api {
+	pthread_mutex_t lock; /* state, cfg, the queue */
+	pthread_cond_t done_cond;
+	enum api_state state;
+	char id[VM_CONFIG_ID_MAX];
+	struct api_config cfg;
+	struct api_cmd *queue_head, *queue_tail;
+	int cmd_efd; /* eventfd: the main thread has commands to run */
+	struct api_counters counters;
+	int metrics_fd; /* -1: none; written by the main thread only */
+	int log_fd;	/* -1: stderr */
+	uint64_t start_ms;
+	struct api_server *server;
+	_Atomic int inflight; /* requests begun and not yet completed (response sent or dropped) */
+};
+
+/* Post cmd to the main thread and wait for its result (cmd->ret, cmd->err). Returns cmd->ret,
+ * or -ESHUTDOWN without posting once the VM has stopped. Called without api->lock. */
+int api_post(struct api *a, struct api_cmd *cmd) __must_check;
+
+/* Point the logger at l (opening l->log_path) if l->set. Returns 0 or -EINVAL with a
+ * message; on error the logger is unchanged. */
+int api_logger_apply(struct api *a, const struct api_logger_config *l, char *err,
+		     size_t errlen) __must_check;
+
+/* server.c: serve HTTP on sock_path (created 0600; a stale socket is replaced, a live one
+ * refused). */
+int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen) __must_check;
+void api_server_stop(struct api *a);
+
+/* routes.c: handle one complete request. Returns the HTTP status and sets *body to a
+ * malloc'd JSON text (NULL for no body, as with 204) and *allow to the allowed methods for
+ * 405. body may be NULL when len is 0. */
+unsigned api_route(struct api *a, const char *method, const char *url, const char *body, size_t len,
+		   char **out, const char **allow);
+/* A {"fault_message": msg} body (malloc'd). */
+char *api_fault(const char *msg);
+
+/* ---- metrics.c ----------------------------------------------------------------------- */
+
+struct vm;
+/* Open (create/append) the metrics file; returns the fd or -errno with a message. */
+int api_metrics_open(const char *path, char *err, size_t errlen) __must_check;
+/* Write one JSON line of metrics to a->metrics_fd (main thread). vm may be NULL before boot.
+ * Returns 0 or -errno. */
+int api_metrics_write(struct api *a, struct vm *vm) __must_check;
+uint64_t api_now_ms(void);

@@ -1,0 +1,393 @@
+/* control.c: `kiln api` on the main thread: set-up, the command queue the API thread posts
+ * to, InstanceStart, and the VM's run until it stops. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "vmm/vm.h"
+
+/* The main thread's state. */
+struct control {
+	struct api a;
+	struct vm vm;
+	struct vm_config vm_cfg; /* what the VM was built from (root drive first...) */
+	bool vm_live;
+	int timer_fd; /* periodic metrics */
+	int sig_fd;   /* before boot; vm_run takes signals after */
+	int stop_signal;
+};
+
+int api_post(struct api *a, struct api_cmd *cmd)
+{
+	uint64_t one = 1;
+
+	cmd->done = false;
+	cmd->ret = 0;
+	cmd->err[0] = '\0';
+	cmd->next = NULL;
+	pthread_mutex_lock(&a->lock);
+	if (a->state == API_EXITING) {
+		pthread_mutex_unlock(&a->lock);
+		return -ESHUTDOWN;
+	}
+	if (a->queue_tail)
+		a->queue_tail->next = cmd;
+	else
+		a->queue_head = cmd;
+	a->queue_tail = cmd;
+	ssize_t w = write(a->cmd_efd, &one, sizeof(one));
+	(void)w; /* the counter cannot overflow with one waiter per command */
+	while (!cmd->done)
+		pthread_cond_wait(&a->done_cond, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+	return cmd->ret;
+}
+
+static struct api_cmd *pop(struct api *a)
+{
+	pthread_mutex_lock(&a->lock);
+	struct api_cmd *cmd = a->queue_head;
+	if (cmd) {
+		a->queue_head = cmd->next;
+		if (!a->queue_head)
+			a->queue_tail = NULL;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return cmd;
+}
+
+static void finish(struct api *a, struct api_cmd *cmd, int ret)
+{
+	pthread_mutex_lock(&a->lock);
+	cmd->ret = ret;
+	cmd->done = true;
+	pthread_cond_broadcast(&a->done_cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void set_state(struct api *a, enum api_state s)
+{
+	pthread_mutex_lock(&a->lock);
+	a->state = s;
+	pthread_mutex_unlock(&a->lock);
+}
+
+static void metrics_tick(void *opaque, uint32_t events)
+{
+	struct control *m = opaque;
+	uint64_t n;
+	(void)events;
+	if (read(m->timer_fd, &n, sizeof(n)) == sizeof(n))
+		(void)!api_metrics_write(&m->a, m->vm_live ? &m->vm : NULL);
+}
+
+int api_logger_apply(struct api *a, const struct api_logger_config *l, char *err, size_t n)
+{
+	if (!l->set)
+		return 0;
+	if (l->log_path) {
+		int fd =
+		    open(l->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+		if (fd < 0) {
+			snprintf(err, n, "logger: log_path: %s: %s", l->log_path,
+				 errno == ENXIO ? "named pipe has no reader" : strerror(errno));
+			return -EINVAL;
+		}
+		a->log_fd = fd; /* the previous one stays open: other threads may hold it */
+		log_set_fd(fd);
+	}
+	log_set_show(l->show_level, l->show_origin);
+	log_set_filter(l->module);
+	log_set_level(l->level);
+	return 0;
+}
+
+static void cmd_ready(void *opaque, uint32_t events);
+
+/* InstanceStart: build the VM from the current config and hook the queue and the metrics
+ * timer into its event loop. On failure the config stays as it was and nothing runs. */
+static int start_vm(struct control *m, char *err, size_t n)
+{
+	struct api *a = &m->a;
+	int ret;
+
+	pthread_mutex_lock(&a->lock);
+	if (a->state != API_NOT_STARTED) {
+		pthread_mutex_unlock(&a->lock);
+		snprintf(err, n, "InstanceStart: the microVM is already running");
+		return -EINVAL;
+	}
+	if (!a->cfg.boot_source_set) {
+		pthread_mutex_unlock(&a->lock);
+		snprintf(err, n, "InstanceStart: no boot source (PUT /boot-source first)");
+		return -EINVAL;
+	}
+	a->state = API_STARTING;
+	ret = api_boot_config(&a->cfg, &m->vm_cfg);
+	pthread_mutex_unlock(&a->lock);
+	if (ret) {
+		snprintf(err, n, "InstanceStart: out of memory");
+		goto fail;
+	}
+	char msg[512];
+	if ((ret = vm_config_validate(&m->vm_cfg, msg, sizeof(msg))) ||
+	    (ret = vm_create(&m->vm, &m->vm_cfg, msg, sizeof(msg)))) {
+		snprintf(err, n, "InstanceStart: %s", msg);
+		vm_config_free(&m->vm_cfg);
+		goto fail;
+	}
+	if ((ret = vm_pause_init(&m->vm)) ||
+	    (ret = event_add_control(&m->vm.ev, a->cmd_efd, EPOLLIN, cmd_ready, m)) ||
+	    (m->timer_fd >= 0 &&
+	     (ret = event_add_control(&m->vm.ev, m->timer_fd, EPOLLIN, metrics_tick, m)))) {
+		snprintf(err, n, "InstanceStart: event loop set-up: %s", strerror(-ret));
+		vm_destroy(&m->vm);
+		vm_config_free(&m->vm_cfg);
+		goto fail;
+	}
+	m->vm_live = true;
+	set_state(a, API_RUNNING);
+	log_info("api: InstanceStart: %u vCPUs, %llu MiB", m->vm_cfg.cpus,
+		 (unsigned long long)(m->vm_cfg.mem_size / MiB));
+	return 0;
+fail:
+	set_state(a, API_NOT_STARTED);
+	return ret ? ret : -EINVAL;
+}
+
+static int run_cmd(struct control *m, struct api_cmd *cmd)
+{
+	struct api *a = &m->a;
+	int ret;
+
+	if (cmd->type == API_CMD_START)
+		return start_vm(m, cmd->err, sizeof(cmd->err));
+	if (cmd->type == API_CMD_FLUSH_METRICS)
+		return api_metrics_write(a, m->vm_live ? &m->vm : NULL);
+	if (!m->vm_live) {
+		snprintf(cmd->err, sizeof(cmd->err), "the microVM is not running");
+		return -EINVAL;
+	}
+	switch (cmd->type) {
+	case API_CMD_PAUSE:
+		ret = vm_pause(&m->vm, cmd->err, sizeof(cmd->err));
+		if (!ret)
+			set_state(a, API_PAUSED);
+		return ret;
+	case API_CMD_RESUME:
+		ret = vm_resume(&m->vm, cmd->err, sizeof(cmd->err));
+		if (!ret)
+			set_state(a, API_RUNNING);
+		return ret;
+	case API_CMD_CTRL_ALT_DEL:
+		/* No PS/2 keyboard to send the keys through: a hard reset, which ends kiln as a
+		 * guest reboot does (docs/api.md). */
+		log_info("api: SendCtrlAltDel: resetting the VM");
+		vm_request_stop(&m->vm, VM_STOP_RESET);
+		return 0;
+	case API_CMD_DRIVE_PATH:
+		ret = vm_drive_update_path(&m->vm, cmd->id, cmd->path, cmd->err, sizeof(cmd->err));
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&a->lock);
+		for (unsigned i = 0; i < a->cfg.vm.nr_disks; i++) {
+			struct disk_config *d = &a->cfg.vm.disks[i];
+			char *p = strcmp(d->id, cmd->id) == 0 ? strdup(cmd->path) : NULL;
+			if (p) {
+				free(d->path);
+				d->path = p;
+			}
+		}
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	default:
+		snprintf(cmd->err, sizeof(cmd->err), "unknown command %d", (int)cmd->type);
+		return -EINVAL;
+	}
+}
+
+static void drain(struct control *m)
+{
+	struct api_cmd *cmd;
+	uint64_t n;
+
+	if (read(m->a.cmd_efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("api: command eventfd: %s", strerror(errno));
+	while ((cmd = pop(&m->a)))
+		finish(&m->a, cmd, run_cmd(m, cmd));
+}
+
+static void cmd_ready(void *opaque, uint32_t events)
+{
+	(void)events;
+	drain(opaque);
+}
+
+/* Refuse every queued command: the VM has stopped. */
+static void shut_queue(struct api *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->state = API_EXITING;
+	for (struct api_cmd *cmd = a->queue_head; cmd; cmd = cmd->next) {
+		cmd->ret = -ESHUTDOWN;
+		cmd->done = true;
+	}
+	a->queue_head = a->queue_tail = NULL;
+	pthread_cond_broadcast(&a->done_cond);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Before boot: serve the queue, the metrics timer and the stop signals until a VM runs or a
+ * signal ends the process. */
+static void preboot_loop(struct control *m)
+{
+	struct pollfd p[3] = {
+	    {.fd = m->a.cmd_efd, .events = POLLIN},
+	    {.fd = m->sig_fd, .events = POLLIN},
+	    {.fd = m->timer_fd, .events = POLLIN},
+	};
+	while (!m->vm_live) {
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_err("api: poll: %s", strerror(errno));
+			return;
+		}
+		if (p[1].revents) {
+			struct signalfd_siginfo si;
+			if (read(m->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+				log_info("api: signal %u before boot: exiting", si.ssi_signo);
+				m->stop_signal = (int)si.ssi_signo;
+				return;
+			}
+		}
+		if (p[2].revents)
+			metrics_tick(m, 0);
+		if (p[0].revents)
+			drain(m);
+	}
+}
+
+static int setup(struct control *m, const struct api_options *o, char *err, size_t n)
+{
+	struct api *a = &m->a;
+	sigset_t mask;
+
+	/* Stop signals come through a signalfd (here, then vm_run's), and the vCPU kick signal
+	 * is for vCPU threads only: block them all before any thread (the API's) exists. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigaddset(&mask, SIGRTMIN);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sigdelset(&mask, SIGUSR1);
+	sigdelset(&mask, SIGRTMIN);
+	m->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	a->cmd_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	m->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (m->sig_fd < 0 || a->cmd_efd < 0 || m->timer_fd < 0) {
+		snprintf(err, n, "api: set-up: %s", strerror(errno));
+		return -errno;
+	}
+	struct itimerspec period = {.it_interval.tv_sec = API_METRICS_PERIOD_S,
+				    .it_value.tv_sec = API_METRICS_PERIOD_S};
+	timerfd_settime(m->timer_fd, 0, &period, NULL);
+
+	if (o->config_file) {
+		int ret = api_config_load_file(&a->cfg, o->config_file, err, n);
+		if (ret)
+			return ret;
+		if ((ret = api_logger_apply(a, &a->cfg.logger, err, n)))
+			return ret;
+		if (a->cfg.metrics_path) {
+			char msg[400];
+			a->metrics_fd = api_metrics_open(a->cfg.metrics_path, msg, sizeof(msg));
+			if (a->metrics_fd < 0) {
+				snprintf(err, n, "metrics: metrics_path: %s", msg);
+				return a->metrics_fd;
+			}
+		}
+	}
+	return 0;
+}
+
+static int exit_status(enum vm_stop_reason why, int sig)
+{
+	switch (why) {
+	case VM_STOP_RESET:
+	case VM_STOP_POWEROFF:
+		return 0;
+	case VM_STOP_USER:
+		return sig ? 128 + sig : 0;
+	default:
+		fprintf(stderr, "kiln: the VM stopped on an error (see the log above)\n");
+		return 1;
+	}
+}
+
+int api_run(const struct api_options *o)
+{
+	static struct control m; /* big (struct vm): not on the stack */
+	struct api *a = &m.a;
+	char err[600] = "";
+	int status = 1;
+
+	memset(&m, 0, sizeof(m));
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->done_cond, NULL);
+	api_config_init(&a->cfg);
+	a->metrics_fd = a->log_fd = a->cmd_efd = m.timer_fd = m.sig_fd = -1;
+	a->start_ms = api_now_ms();
+	snprintf(a->id, sizeof(a->id), "%s", o->id ? o->id : "anonymous-instance");
+	log_set_id(a->id);
+
+	/* With a config file the VM exists before the socket does: the first GET / sees it. */
+	if (setup(&m, o, err, sizeof(err)) || (o->config_file && start_vm(&m, err, sizeof(err))) ||
+	    (!o->no_api && api_server_start(a, o->sock_path, err, sizeof(err))))
+		goto out;
+	preboot_loop(&m);
+	if (m.vm_live) {
+		close(m.sig_fd); /* vm_run reads the stop signals from here on */
+		m.sig_fd = -1;
+		uint64_t one = 1; /* commands queued behind InstanceStart */
+		(void)!write(a->cmd_efd, &one, sizeof(one));
+		enum vm_stop_reason why = vm_run(&m.vm);
+		status = exit_status(why, m.vm.stop_signal);
+		log_info("api: the VM stopped (reason %d)", (int)why);
+	} else {
+		status = m.stop_signal ? 128 + m.stop_signal : 1;
+	}
+	err[0] = '\0';
+out:
+	if (err[0])
+		fprintf(stderr, "kiln: %s\n", err);
+	(void)!api_metrics_write(a, m.vm_live ? &m.vm : NULL); /* the final line */
+	shut_queue(a);
+	api_server_stop(a);
+	if (m.vm_live) {
+		vm_destroy(&m.vm);
+		vm_config_free(&m.vm_cfg);
+	}
+	api_config_free(&a->cfg);
+	if (a->metrics_fd >= 0)
+		close(a->metrics_fd);
+	if (a->cmd_efd >= 0)
+		close(a->cmd_efd);
+	if (m.timer_fd >= 0)
+		close(m.timer_fd);
+	if (m.sig_fd >= 0)
+		close(m.sig_fd);
+	return status;
+}

@@ -1,0 +1,511 @@
+/* block.c: virtio-blk: request parsing and validation over a disk backend (sync or io_uring). */
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "backends/disk.h"
+#include "util/log.h"
+#include "virtio/virtio.h"
+
+/* Feature bits (virtio 1.2, 5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (5.2.6). */
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_DWZ_F_UNMAP 1u
+
+#define SECTOR 512ULL
+#define BLK_QUEUE_SIZE 256
+#define BLK_SEG_MAX 126 /* data segments per request; a chain adds header and status */
+#define BLK_IOV_CAP (BLK_SEG_MAX + 2)
+#define BLK_SLOTS DISK_QUEUE_DEPTH
+#define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes request */
+#define BLK_DISCARD_ALIGN 8	       /* sectors: 4 KiB, the host page / block size */
+
+/* Request header, the first 16 readable bytes of every chain. */
+struct virtio_blk_outhdr {
+	uint32_t type;
+	uint32_t ioprio;
+	uint64_t sector;
+};
+static_assert(sizeof(struct virtio_blk_outhdr) == 16, "virtio 1.2 5.2.6");
+
+/* One discard / write-zeroes segment. */
+struct virtio_blk_dwz {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+static_assert(sizeof(struct virtio_blk_dwz) == 16, "virtio 1.2 5.2.6");
+
+/* Device configuration (5.2.4), little-endian. */
+struct virtio_blk_config {
+	uint64_t capacity;
+	uint32_t size_max;
+	uint32_t seg_max;
+	struct {
+		uint16_t cylinders;
+		uint8_t heads;
+		uint8_t sectors;
+	} geometry;
+	uint32_t blk_size;
+	struct {
+		uint8_t physical_block_exp;
+		uint8_t alignment_offset;
+		uint16_t min_io_size;
+		uint32_t opt_io_size;
+	} topology;
+	uint8_t writeback;
+	uint8_t unused0;
+	uint16_t num_queues;
+	uint32_t max_discard_sectors;
+	uint32_t max_discard_seg;
+	uint32_t discard_sector_alignment;
+	uint32_t max_write_zeroes_sectors;
+	uint32_t max_write_zeroes_seg;
+	uint8_t write_zeroes_may_unmap;
+	uint8_t unused1[3];
+	uint32_t max_secure_erase_sectors;
+	uint32_t max_secure_erase_seg;
+	uint32_t secure_erase_sector_alignment;
+};
+static_assert(sizeof(struct virtio_blk_config) == 72, "virtio 1.2 5.2.4");
+static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "virtio 1.2 5.2.4");
+static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36, "virtio 1.2 5.2.4");
+static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "5.2.4");
+
+/* One request in flight: the chain's buffers and its backend request. */
+struct blk_slot {
+	bool busy;
+	uint16_t head;
+	uint8_t *status;  /* the chain's last writable byte, in guest RAM */
+	uint32_t written; /* used length on success */
+	struct disk_req req;
+	struct iovec iov[BLK_IOV_CAP];	/* the whole chain */
+	struct iovec data[BLK_IOV_CAP]; /* the data part of it */
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev; /* first: the device core's view */
+	struct disk disk;
+	bool disk_open, ev_registered;
+	bool draining;			  /* reset: completions return buffers but touch no ring */
+	char serial[VIRTIO_BLK_ID_BYTES]; /* zero padded, no NUL when full */
+	uint64_t capacity;		  /* sectors */
+	struct virtio_blk_stats stats;
+	unsigned nr_busy;
+	struct blk_slot slots[BLK_SLOTS];
+};
+
+static struct virtio_blk *to_blk(struct virtio_dev *d) { return (struct virtio_blk *)d; }
+
+/* Copy the [off, off + len) part of an iovec into dst (capacity >= n). Returns the count. */
+static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
+			  struct iovec *dst)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= src[i].iov_len) {
+			off -= src[i].iov_len;
+			continue;
+		}
+		size_t take = (size_t)MIN(src[i].iov_len - off, len);
+		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
+		dst[k++].iov_len = take;
+		len -= take;
+		off = 0;
+	}
+	return k;
+}
+
+/* Is [sector, sector + bytes / 512) inside the disk? Overflow-safe. */
+static bool range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
+{
+	return sector <= b->capacity && bytes / SECTOR <= b->capacity - sector;
+}
+
+static void finish(struct virtio_blk *b, struct blk_slot *s, uint8_t status, uint32_t written)
+{
+	if (status != VIRTIO_BLK_S_OK)
+		written = 1; /* only the status byte is meaningful */
+	*s->status = status;
+	if (!b->draining)
+		vq_push(&b->vdev.queues[0].vq, s->head, written);
+	s->busy = false;
+	b->nr_busy--;
+}
+
+/* Backend completion (event-loop thread, lock held; or inside disk_submit). */
+static void blk_complete(void *opaque, struct disk_req *r)
+{
+	struct virtio_blk *b = opaque;
+	struct blk_slot *s = (struct blk_slot *)((uint8_t *)r - offsetof(struct blk_slot, req));
+
+	if (r->result) {
+		b->stats.io_errors++;
+		log_warn_ratelimited("%s: %s at byte %llu (+%llu): %s", b->vdev.id,
+				     r->op == DISK_READ	   ? "read"
+				     : r->op == DISK_WRITE ? "write"
+				     : r->op == DISK_FLUSH ? "flush"
+							   : "discard/write-zeroes",
+				     (unsigned long long)r->offset, (unsigned long long)r->len,
+				     strerror(-r->result));
+		finish(b, s, VIRTIO_BLK_S_IOERR, 1);
+		return;
+	}
+	if (r->op == DISK_READ)
+		b->stats.read_bytes += r->len;
+	else if (r->op == DISK_WRITE)
+		b->stats.write_bytes += r->len;
+	finish(b, s, VIRTIO_BLK_S_OK, s->written);
+}
+
+static uint8_t bad_request(struct virtio_blk *b, uint8_t status, const char *why)
+{
+	b->stats.bad_requests++;
+	log_warn_ratelimited("%s: bad request: %s", b->vdev.id, why);
+	return status;
+}
+
+/* DISCARD / WRITE_ZEROES: check the one segment and fill the backend request. Returns
+ * VIRTIO_BLK_S_OK with s->req ready, or the error status. */
+static uint8_t prepare_dwz(struct virtio_blk *b, struct blk_slot *s, const struct vq_chain *c,
+			   bool discard)
+{
+	struct virtio_blk_dwz seg;
+	uint64_t sector, bytes;
+	uint32_t flags;
+
+	if (b->disk.readonly) /* as a write: IOERR (features are not even offered) */
+		return bad_request(b, VIRTIO_BLK_S_IOERR,
+				   "discard/write-zeroes on a read-only disk");
+	if (!virtio_dev_has_feature(&b->vdev,
+				    discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES))
+		return bad_request(b, VIRTIO_BLK_S_UNSUPP, "discard/write-zeroes not negotiated");
+	if (c->out_len - sizeof(struct virtio_blk_outhdr) != sizeof(seg))
+		return bad_request(b, VIRTIO_BLK_S_UNSUPP, "discard/write-zeroes: not one segment");
+	iov_to_buf(s->iov, c->n_out, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg));
+	sector = le64toh(seg.sector);
+	bytes = (uint64_t)le32toh(seg.num_sectors) * SECTOR;
+	flags = le32toh(seg.flags);
+	if (flags & ~VIRTIO_BLK_DWZ_F_UNMAP)
+		return bad_request(b, VIRTIO_BLK_S_UNSUPP, "discard/write-zeroes: reserved flags");
+	if (discard && (flags & VIRTIO_BLK_DWZ_F_UNMAP))
+		return bad_request(b, VIRTIO_BLK_S_UNSUPP, "discard with the unmap flag");
+	if (le32toh(seg.num_sectors) > BLK_MAX_DWZ_SECTORS)
+		return bad_request(b, VIRTIO_BLK_S_IOERR, "discard/write-zeroes: too many sectors");
+	if (!range_ok(b, sector, bytes))
+		return bad_request(b, VIRTIO_BLK_S_IOERR, "discard/write-zeroes beyond capacity");
+	s->req.op = discard			       ? DISK_DISCARD
+		    : (flags & VIRTIO_BLK_DWZ_F_UNMAP) ? DISK_WRITE_ZEROES_UNMAP
+						       : DISK_WRITE_ZEROES;
+	s->req.offset = sector * SECTOR;
+	s->req.len = bytes;
+	if (discard)
+		b->stats.discard_reqs++;
+	else
+		b->stats.write_zeroes_reqs++;
+	return VIRTIO_BLK_S_OK;
+}
+
+/* IN / OUT: check alignment and range and point the request at the data buffers. */
+static uint8_t prepare_rw(struct virtio_blk *b, struct blk_slot *s, const struct vq_chain *c,
+			  uint64_t sector, bool write)
+{
+	uint64_t len = write ? c->out_len - sizeof(struct virtio_blk_outhdr) : c->in_len - 1;
+
+	if (write && b->disk.readonly)
+		return bad_request(b, VIRTIO_BLK_S_IOERR, "write to a read-only disk");
+	if (len % SECTOR)
+		return bad_request(b, VIRTIO_BLK_S_IOERR, "data length not a multiple of 512");
+	if (!range_ok(b, sector, len))
+		return bad_request(b, VIRTIO_BLK_S_IOERR, "sector range beyond capacity");
+	if (write)
+		s->req.iovcnt =
+		    iov_slice(s->iov, c->n_out, sizeof(struct virtio_blk_outhdr), len, s->data);
+	else
+		s->req.iovcnt = iov_slice(s->iov + c->n_out, c->n_in, 0, len, s->data);
+	s->req.iov = s->data;
+	s->req.op = write ? DISK_WRITE : DISK_READ;
+	s->req.offset = sector * SECTOR;
+	s->req.len = len;
+	s->written = write ? 1 : (uint32_t)len + 1;
+	if (write)
+		b->stats.write_reqs++;
+	else
+		b->stats.read_reqs++;
+	return VIRTIO_BLK_S_OK;
+}
+
+/* Parse one popped chain and start it; it completes inline or later through blk_complete. */
+static void start_request(struct virtio_blk *b, struct blk_slot *s, const struct vq_chain *c)
+{
+	const struct iovec *last = &s->iov[c->n_out + c->n_in - 1];
+	struct virtio_blk_outhdr h;
+	uint8_t status;
+
+	s->busy = true;
+	b->nr_busy++;
+	s->head = c->head;
+	s->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	s->written = 1;
+	memset(&s->req, 0, sizeof(s->req));
+	if (c->out_len < sizeof(h)) {
+		finish(b, s, bad_request(b, VIRTIO_BLK_S_IOERR, "header shorter than 16 bytes"), 1);
+		return;
+	}
+	iov_to_buf(s->iov, c->n_out, 0, &h, sizeof(h));
+	switch (le32toh(h.type)) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		status =
+		    prepare_rw(b, s, c, le64toh(h.sector), le32toh(h.type) == VIRTIO_BLK_T_OUT);
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		b->stats.flush_reqs++;
+		s->req.op = DISK_FLUSH;
+		status = VIRTIO_BLK_S_OK;
+		break;
+	case VIRTIO_BLK_T_GET_ID: {
+		uint64_t n = MIN(c->in_len - 1, (uint64_t)VIRTIO_BLK_ID_BYTES);
+
+		b->stats.get_id_reqs++;
+		iov_from_buf(s->iov + c->n_out, c->n_in, 0, b->serial, (size_t)n);
+		finish(b, s, VIRTIO_BLK_S_OK, (uint32_t)n + 1);
+		return;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		status = prepare_dwz(b, s, c, le32toh(h.type) == VIRTIO_BLK_T_DISCARD);
+		break;
+	default:
+		status = bad_request(b, VIRTIO_BLK_S_UNSUPP, "unknown request type");
+		break;
+	}
+	if (status != VIRTIO_BLK_S_OK) {
+		finish(b, s, status, 1);
+		return;
+	}
+	disk_submit(&b->disk, &s->req);
+}
+
+static struct blk_slot *free_slot(struct virtio_blk *b)
+{
+	if (b->nr_busy >= BLK_SLOTS)
+		return NULL;
+	for (unsigned i = 0; i < BLK_SLOTS; i++) {
+		if (!b->slots[i].busy)
+			return &b->slots[i];
+	}
+	return NULL;
+}
+
+/* Take requests while slots are free. With none free, the next completion resumes here. */
+static void blk_process(struct virtio_blk *b)
+{
+	struct virtq *vq = &b->vdev.queues[0].vq;
+	struct vq_chain c;
+	struct blk_slot *s;
+	int ret;
+
+	do {
+		while ((s = free_slot(b))) {
+			ret = vq_pop(vq, &c, s->iov, BLK_IOV_CAP);
+			if (ret == 0)
+				break;
+			if (ret == -E2BIG) {
+				/* More buffers than seg_max promised: no status byte to report an
+				 * error in, so return the chain empty and stop the device. */
+				b->stats.bad_requests++;
+				vq_push(vq, c.head, 0);
+				virtio_dev_needs_reset(
+				    &b->vdev, "request with more than %u segments", BLK_SEG_MAX);
+				goto out;
+			}
+			if (ret < 0) {
+				virtio_dev_needs_reset(&b->vdev, "malformed request ring (%s)",
+						       strerror(-ret));
+				goto out;
+			}
+			if (c.in_len == 0) {
+				b->stats.bad_requests++;
+				vq_push(vq, c.head, 0);
+				virtio_dev_needs_reset(&b->vdev,
+						       "request without a writable status byte");
+				goto out;
+			}
+			start_request(b, s, &c);
+		}
+		if (!s)
+			break; /* all slots busy */
+	} while (vq_enable_notify(vq));
+out:
+	disk_commit(&b->disk);
+	virtio_queue_interrupt(&b->vdev, 0);
+}
+
+static void blk_queue_notify(struct virtio_dev *d, unsigned q) { blk_process(to_blk(d)); }
+
+/* io_uring completion eventfd (event-loop thread). */
+static void blk_completions(void *opaque, uint32_t events)
+{
+	struct virtio_blk *b = opaque;
+
+	pthread_mutex_lock(&b->vdev.lock);
+	disk_reap(&b->disk);
+	if (virtio_queue_ready(&b->vdev, 0))
+		blk_process(b); /* slots were freed: continue, and interrupt */
+	else
+		virtio_queue_interrupt(&b->vdev, 0);
+	pthread_mutex_unlock(&b->vdev.lock);
+}
+
+static void blk_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
+{
+	struct virtio_blk *b = to_blk(d);
+	struct virtio_blk_config c = {
+	    .capacity = htole64(b->capacity),
+	    .seg_max = htole32(BLK_SEG_MAX),
+	    .blk_size = htole32(SECTOR),
+	    .num_queues = htole16(1),
+	    .max_discard_sectors = htole32(BLK_MAX_DWZ_SECTORS),
+	    .max_discard_seg = htole32(1),
+	    .discard_sector_alignment = htole32(BLK_DISCARD_ALIGN),
+	    .max_write_zeroes_sectors = htole32(BLK_MAX_DWZ_SECTORS),
+	    .max_write_zeroes_seg = htole32(1),
+	    .write_zeroes_may_unmap = 1,
+	};
+
+	memcpy(buf, (uint8_t *)&c + off, MIN(len, sizeof(c) - MIN(off, sizeof(c))));
+}
+
+static int blk_activate(struct virtio_dev *d)
+{
+	struct virtio_blk *b = to_blk(d);
+
+	/* Without FLUSH the driver assumes a write-through device: make every write durable. */
+	b->disk.dsync =
+	    !virtio_dev_has_feature(d, VIRTIO_BLK_F_FLUSH) && b->disk.cache == DISK_CACHE_WRITEBACK;
+	return 0;
+}
+
+static void blk_reset(struct virtio_dev *d)
+{
+	struct virtio_blk *b = to_blk(d);
+
+	b->draining = true;
+	disk_drain(&b->disk);
+	b->draining = false;
+}
+
+static void blk_destroy(struct virtio_dev *d)
+{
+	struct virtio_blk *b = to_blk(d);
+
+	if (b->ev_registered)
+		event_del(d->ev, b->disk.event_fd);
+	b->draining = true;
+	if (b->disk_open)
+		disk_close(&b->disk);
+	virtio_dev_cleanup(d);
+	free(b);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+    .name = "virtio-blk",
+    .type = VIRTIO_ID_BLOCK,
+    .pci_class = 0x018000, /* mass storage, other */
+    .config_read = blk_config_read,
+    .queue_notify = blk_queue_notify,
+    .activate = blk_activate,
+    .reset = blk_reset,
+    .destroy = blk_destroy,
+};
+
+void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *st)
+{
+	pthread_mutex_lock(&d->lock);
+	*st = to_blk(d)->stats;
+	pthread_mutex_unlock(&d->lock);
+}
+
+const char *virtio_blk_engine(const struct virtio_dev *d)
+{
+	return disk_engine_name(&((const struct virtio_blk *)d)->disk);
+}
+
+int virtio_blk_create(const struct virtio_env *env, const struct disk_config *cfg,
+		      struct virtio_dev **out, char *err, size_t errlen)
+{
+	uint64_t features = BIT_ULL(VIRTIO_BLK_F_SEG_MAX) | BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) |
+			    BIT_ULL(VIRTIO_BLK_F_FLUSH) | BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |
+			    BIT_ULL(VIRTIO_RING_F_EVENT_IDX);
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	const char *serial = cfg->serial[0] ? cfg->serial : cfg->id;
+	int ret;
+
+	if (!b) {
+		snprintf(err, errlen, "disk '%s': out of memory", cfg->id);
+		return -ENOMEM;
+	}
+	if (cfg->readonly)
+		features |= BIT_ULL(VIRTIO_BLK_F_RO);
+	else
+		features |= BIT_ULL(VIRTIO_BLK_F_DISCARD) | BIT_ULL(VIRTIO_BLK_F_WRITE_ZEROES);
+	ret = virtio_dev_init(&b->vdev, &blk_ops, cfg->id, env, features, 1, BLK_QUEUE_SIZE,
+			      sizeof(struct virtio_blk_config));
+	if (ret) {
+		snprintf(err, errlen, "disk '%s': virtio set-up: %s", cfg->id, strerror(-ret));
+		free(b);
+		return ret;
+	}
+	ret = disk_open(&b->disk, cfg, err, errlen);
+	if (ret)
+		goto fail;
+	b->disk_open = true;
+	b->disk.complete = blk_complete;
+	b->disk.opaque = b;
+	b->capacity = b->disk.size / SECTOR;
+	if (b->disk.size % SECTOR)
+		log_warn("disk '%s': %s: size %llu is not a multiple of 512; the last %llu bytes "
+			 "are not visible",
+			 cfg->id, cfg->path, (unsigned long long)b->disk.size,
+			 (unsigned long long)(b->disk.size % SECTOR));
+	/* Zero padded (calloc), unterminated when all 20 bytes are used. */
+	memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));
+	if (b->disk.event_fd >= 0 && env->ev) {
+		ret = event_add(env->ev, b->disk.event_fd, EPOLLIN, blk_completions, b);
+		if (ret) {
+			snprintf(err, errlen, "disk '%s': event loop: %s", cfg->id, strerror(-ret));
+			goto fail;
+		}
+		b->ev_registered = true;
+	}
+	log_info("disk '%s': %s, %llu sectors, %s%s, engine %s", cfg->id, cfg->path,
+		 (unsigned long long)b->capacity, cfg->readonly ? "read-only" : "read-write",
+		 cfg->cache == DISK_CACHE_UNSAFE ? ", cache=unsafe" : "",
+		 disk_engine_name(&b->disk));
+	*out = &b->vdev;
+	return 0;
+
+fail:
+	blk_destroy(&b->vdev);
+	return ret;
+}

@@ -1,0 +1,268 @@
+/* test_api_run.c: the API with a running guest (tests/guests/tick.elf, a tick every 100 ms):
+ * InstanceStart, state transitions, pre-boot routes refused, pause/resume (output and guest
+ * clock stop), SendCtrlAltDel, metrics, and booting from a config file with or without API. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "client.h"
+
+#define PAUSE_MS 1500
+
+static struct kiln k;
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!tick_path) {
+		print_message("tick guest not built (guest_tests=false): skipped\n");
+		skip();
+	}
+	kiln_prepare(&k);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kiln_cleanup(&k);
+	return 0;
+}
+
+static const char *serial_out(void) { return kiln_file(&k, "serial.out"); }
+
+/* Configure the tick guest through the API and start it. */
+static void boot_tick(void)
+{
+	char body[1024];
+	kiln_start(&k, true, (const char *const[]){"--id", "run-test", NULL});
+	snprintf(body, sizeof(body), "{\"metrics_path\": \"%s\"}", kiln_file(&k, "metrics.json"));
+	expect(k.sock, "PUT", "/metrics", body, 204, NULL);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", tick_path);
+	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
+	snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", serial_out());
+	expect(k.sock, "PUT", "/serial", body, 204, NULL);
+	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}", 204,
+	       NULL);
+	/* a drive the tick guest never reads: it must be created, and show up in metrics */
+	write_file(kiln_file(&k, "scratch.img"), "scratch\n");
+	snprintf(body, sizeof(body),
+		 "{\"drive_id\": \"scratch\", \"path_on_host\": \"%s\", \"is_root_device\": false}",
+		 kiln_file(&k, "scratch.img"));
+	expect(k.sock, "PUT", "/drives/scratch", body, 204, NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+}
+
+static const char *state(void)
+{
+	static struct resp r;
+	http(k.sock, "GET", "/", NULL, &r);
+	assert_int_equal(r.status, 200);
+	return json_field(r.body, "state");
+}
+
+/* The clock_ms value of tick line n (1-based), -1 if there is none. */
+static long tick_clock(int n)
+{
+	char line[256];
+	long ms = -1;
+	int got;
+	FILE *f = fopen(serial_out(), "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		long v;
+		if (sscanf(line, "tick %d clock_ms %ld", &got, &v) == 2 && got == n)
+			ms = v;
+	}
+	fclose(f);
+	return ms;
+}
+
+static void test_state_and_preboot_refusals(void **st)
+{
+	(void)st;
+	boot_tick();
+	assert_string_equal(state(), "Running");
+	assert_true(wait_lines(serial_out(), "READY tick", 1, 10000));
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400,
+	       "the microVM is already running");
+	expect(k.sock, "PUT", "/boot-source", "{\"kernel_image_path\": \"/x\"}", 400,
+	       "boot-source: cannot be changed after InstanceStart");
+	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 400,
+	       "machine-config: cannot be changed after InstanceStart");
+	expect(k.sock, "PATCH", "/machine-config", "{\"vcpu_count\": 1}", 400, "pre-boot only");
+	expect(k.sock, "PUT", "/drives/d", "{}", 400,
+	       "drive: cannot be changed after InstanceStart");
+	expect(k.sock, "PUT", "/network-interfaces/n", "{}", 400, "pre-boot only");
+	expect(k.sock, "PUT", "/entropy", "{}", 400, "entropy: cannot be changed");
+	expect(k.sock, "PUT", "/serial", "{}", 400, "serial: cannot be changed");
+	expect(k.sock, "PUT", "/logger", "{}", 400, "logger: cannot be changed");
+	expect(k.sock, "PUT", "/metrics", "{\"metrics_path\": \"/tmp/x\"}", 400,
+	       "metrics: cannot be changed");
+	expect(k.sock, "PATCH", "/drives/d", "{\"drive_id\": \"d\"}", 400, "no drive \"d\"");
+	expect(k.sock, "PATCH", "/drives/scratch", "{\"drive_id\": \"scratch\"}", 204, NULL);
+	expect(k.sock, "PATCH", "/drives/scratch",
+	       "{\"drive_id\": \"scratch\", \"path_on_host\": \"/no/such.img\"}", 400,
+	       "path_on_host: /no/such.img: No such file or directory");
+	expect(k.sock, "PATCH", "/drives/scratch", "{\"drive_id\": \"other\"}", 400,
+	       "does not match the id in the URL");
+	/* still answering and still configured as booted */
+	struct resp r;
+	http(k.sock, "GET", "/machine-config", NULL, &r);
+	assert_int_equal(json_int(r.body, "vcpu_count"), 2);
+	http(k.sock, "GET", "/vm/config", NULL, &r);
+	assert_int_equal(r.status, 200);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k, 10000), 0);
+	assert_int_equal(access(k.sock, F_OK), -1);
+}
+
+static void test_pause_resume(void **st)
+{
+	(void)st;
+	boot_tick();
+	assert_true(wait_lines(serial_out(), "tick ", 5, 15000));
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	assert_string_equal(state(), "Paused");
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL); /* idempotent */
+	int before = count_lines(serial_out(), "tick ");
+	sleep_ms(PAUSE_MS);
+	/* the API answers while paused, and nothing ran: no new output */
+	expect(k.sock, "GET", "/vm/config", NULL, 200, NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", 204, NULL);
+	assert_int_equal(count_lines(serial_out(), "tick "), before);
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+	assert_string_equal(state(), "Running");
+	assert_true(wait_lines(serial_out(), "tick ", before + 3, 10000));
+
+	/* the guest's clock (kvmclock) did not count the pause: the tick that spans it is about
+	 * one period (100 ms) after the one before, not PAUSE_MS */
+	long a = tick_clock(before), b = tick_clock(before + 1);
+	print_message("ticks %d -> %d: guest clock %ld -> %ld ms across a %d ms pause\n", before,
+		      before + 1, a, b, PAUSE_MS);
+	if (a > 0 && b > 0) /* 0: the guest saw no kvmclock */
+		assert_true(b - a < PAUSE_MS / 2);
+
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", 204, NULL);
+	/* pause once more and end the VM while paused */
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k, 10000), 0);
+
+	/* metrics: two flushes plus the final line at exit, device counters in them */
+	const char *m = kiln_file(&k, "metrics.json");
+	assert_true(count_lines(m, "{\"utc_timestamp_ms\":") >= 3);
+	char line[4096] = "", last[4096] = "";
+	FILE *f = fopen(m, "r");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		memcpy(last, line, sizeof(last));
+	fclose(f);
+	assert_true(json_int(last, "uart/tx_bytes") > 100);
+	assert_int_equal(json_int(last, "vmm/vcpus"), 2);
+	assert_true(json_int(last, "api/requests") >= 10);
+	assert_int_equal(json_int(last, "block/scratch/read_reqs"), 0);
+}
+
+static void test_signal_while_paused(void **st)
+{
+	(void)st;
+	boot_tick();
+	assert_true(wait_lines(serial_out(), "tick ", 1, 15000));
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	kill(k.pid, SIGTERM);
+	assert_int_equal(kiln_wait(&k, 5000), 128 + SIGTERM);
+}
+
+static void test_start_failure_then_fix(void **st)
+{
+	char body[1024];
+	(void)st;
+	kiln_start(&k, true, NULL);
+	write_file(kiln_file(&k, "junk"), "this is not a kernel\n");
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", kiln_file(&k, "junk"));
+	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400,
+	       "InstanceStart: ");
+	assert_string_equal(state(), "Not started");
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", tick_path);
+	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
+	snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", serial_out());
+	expect(k.sock, "PUT", "/serial", body, 204, NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+	assert_true(wait_lines(serial_out(), "READY tick", 1, 10000));
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k, 10000), 0);
+}
+
+/* GET /vm/config of a configured VM is a config file that boots the same VM. */
+static void test_config_file(void **st)
+{
+	char body[1024];
+	struct resp r;
+	(void)st;
+	kiln_start(&k, true, NULL);
+	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", tick_path);
+	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
+	snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", serial_out());
+	expect(k.sock, "PUT", "/serial", body, 204, NULL);
+	snprintf(body, sizeof(body), "{\"metrics_path\": \"%s\"}", kiln_file(&k, "m.json"));
+	expect(k.sock, "PUT", "/metrics", body, 204, NULL);
+	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 204,
+	       NULL);
+	http(k.sock, "GET", "/vm/config", NULL, &r);
+	assert_int_equal(r.status, 200);
+	kill(k.pid, SIGTERM);
+	assert_int_equal(kiln_wait(&k, 5000), 128 + SIGTERM);
+	write_file(kiln_file(&k, "vm.json"), r.body);
+
+	/* --no-api: boots at once, serves nothing */
+	unlink(serial_out());
+	kiln_start(
+	    &k, false,
+	    (const char *const[]){"--no-api", "--config-file", kiln_file(&k, "vm.json"), NULL});
+	assert_true(wait_lines(serial_out(), "tick ", 3, 15000));
+	assert_int_equal(access(k.sock, F_OK), -1);
+	kill(k.pid, SIGTERM);
+	assert_int_equal(kiln_wait(&k, 5000), 128 + SIGTERM);
+	assert_true(count_lines(kiln_file(&k, "m.json"), "{\"utc_timestamp_ms\":") >= 1);
+
+	/* with the API: boots at once and answers */
+	unlink(serial_out());
+	kiln_start(&k, true,
+		   (const char *const[]){"--config-file", kiln_file(&k, "vm.json"), NULL});
+	assert_string_equal(state(), "Running");
+	assert_true(wait_lines(serial_out(), "tick ", 2, 15000));
+	http(k.sock, "GET", "/machine-config", NULL, &r);
+	assert_int_equal(json_int(r.body, "mem_size_mib"), 64);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k, 10000), 0);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s KILN [TICK_GUEST]\n", argv[0]);
+		return 2;
+	}
+	kiln_path = argv[1];
+	tick_path = argc > 2 && argv[2][0] ? argv[2] : NULL;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_state_and_preboot_refusals, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_signal_while_paused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_start_failure_then_fix, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,622 @@
+/* test_blk.c: virtio-blk requests against a temp file, every error status, both disk engines. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fake_driver.h"
+#include "util/log.h"
+#include "vmm/event.h"
+
+#define DISK_SIZE (1 * MiB)
+#define SECTORS (DISK_SIZE / 512)
+
+#define T_IN 0
+#define T_OUT 1
+#define T_FLUSH 4
+#define T_GET_ID 8
+#define T_DISCARD 11
+#define T_WRITE_ZEROES 13
+#define S_OK 0
+#define S_IOERR 1
+#define S_UNSUPP 2
+#define S_NONE 0xee /* what the test puts in the status byte beforehand */
+
+#define F_RO 5
+#define F_DISCARD 13
+#define F_WRITE_ZEROES 14
+#define BASE_FEATURES                                                                              \
+	(BIT_ULL(VIRTIO_F_VERSION_1) | BIT_ULL(2) | BIT_ULL(6) | BIT_ULL(9) |                      \
+	 BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) | BIT_ULL(VIRTIO_RING_F_EVENT_IDX))
+
+struct hdr {
+	uint32_t type, ioprio;
+	uint64_t sector;
+};
+
+struct dwz {
+	uint64_t sector;
+	uint32_t num_sectors, flags;
+};
+
+struct fx {
+	enum disk_engine engine;
+	char path[64];
+	struct event_loop ev;
+	struct fake_driver f;
+	struct virtio_dev *d;
+	struct disk_config cfg;
+};
+
+static struct fx fx_sync = {.engine = DISK_ENGINE_SYNC};
+static struct fx fx_uring = {.engine = DISK_ENGINE_URING};
+
+/* ---- fixture ---------------------------------------------------------------------------- */
+
+static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)((i * 131 + seed) ^ (i >> 9));
+}
+
+static int make_image(struct fx *t)
+{
+	static uint8_t buf[DISK_SIZE];
+	int fd;
+
+	strcpy(t->path, "/tmp/kiln-test-blk-XXXXXX");
+	fd = mkstemp(t->path);
+	if (fd < 0)
+		return -1;
+	fill_pattern(buf, sizeof(buf), 7);
+	if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+		return -1;
+	close(fd);
+	return 0;
+}
+
+static int create(struct fx *t, bool readonly, uint64_t features)
+{
+	char err[256] = "";
+	struct virtio_env env = {.mem = &t->f.mem, .ev = &t->ev};
+	int ret;
+
+	memset(&t->cfg, 0, sizeof(t->cfg));
+	snprintf(t->cfg.id, sizeof(t->cfg.id), "disk0");
+	t->cfg.path = t->path;
+	t->cfg.readonly = readonly;
+	t->cfg.engine = t->engine;
+	ret = virtio_blk_create(&env, &t->cfg, &t->d, err, sizeof(err));
+	if (ret) {
+		print_error("virtio_blk_create: %s\n", err);
+		return ret;
+	}
+	if (readonly)
+		features |= BIT_ULL(F_RO);
+	assert_int_equal(fd_start(&t->f, t->d, 0, 128, features) & VIRTIO_STATUS_DRIVER_OK,
+			 VIRTIO_STATUS_DRIVER_OK);
+	return 0;
+}
+
+static int setup(void **state)
+{
+	struct fx *t = *state;
+
+	log_set_level(LOG_ERROR);
+	if (make_image(t) || fd_init(&t->f) || event_loop_init(&t->ev))
+		return -1;
+	if (create(t, false, BASE_FEATURES | BIT_ULL(F_DISCARD) | BIT_ULL(F_WRITE_ZEROES)))
+		return -1;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *t = *state;
+
+	virtio_dev_destroy(t->d);
+	t->d = NULL;
+	event_loop_destroy(&t->ev);
+	fd_destroy(&t->f);
+	unlink(t->path);
+	return 0;
+}
+
+static void skip_without_engine(struct fx *t)
+{
+	if (t->engine == DISK_ENGINE_URING && strcmp(virtio_blk_engine(t->d), "io_uring"))
+		skip(); /* io_uring_queue_init failed here (seccomp, old kernel) */
+}
+
+/* Kick, then run the event loop until head comes back. Returns the used length. */
+static uint32_t complete(struct fx *t, uint16_t head)
+{
+	uint32_t id, len;
+
+	fd_kick(&t->f);
+	for (int i = 0; i < 500; i++) {
+		if (fd_used(&t->f, &id, &len)) {
+			assert_int_equal(id, head);
+			return len;
+		}
+		event_loop_run_once(&t->ev, 10);
+	}
+	fail_msg("request %u never completed", head);
+	return 0;
+}
+
+/* One well-formed request: header, data (readable for OUT-like types, else writable),
+ * status. Returns the status byte. */
+static uint8_t req(struct fx *t, uint32_t type, uint64_t sector, void *data, uint32_t len,
+		   bool data_in, uint32_t *used)
+{
+	struct hdr h = {.type = type, .sector = sector};
+	struct fd_buf b[3];
+	unsigned n = 0;
+	gpa_t hg, dg = 0, sg;
+
+	fd_reset_heap(&t->f);
+	hg = fd_alloc(&t->f, sizeof(h));
+	memcpy(fd_hva(&t->f, hg), &h, sizeof(h));
+	b[n++] = (struct fd_buf){hg, sizeof(h), false};
+	if (len) {
+		dg = fd_alloc(&t->f, len);
+		if (!data_in)
+			memcpy(fd_hva(&t->f, dg), data, len);
+		else
+			memset(fd_hva(&t->f, dg), 0xaa, len);
+		b[n++] = (struct fd_buf){dg, len, data_in};
+	}
+	sg = fd_alloc(&t->f, 1);
+	*(uint8_t *)fd_hva(&t->f, sg) = S_NONE;
+	b[n++] = (struct fd_buf){sg, 1, true};
+	uint16_t head = fd_chain(&t->f, b, n);
+	fd_submit(&t->f, head);
+	uint32_t u = complete(t, head);
+	if (used)
+		*used = u;
+	if (data_in && len)
+		memcpy(data, fd_hva(&t->f, dg), len);
+	return *(uint8_t *)fd_hva(&t->f, sg);
+}
+
+static void host_read(struct fx *t, uint64_t off, void *buf, size_t len)
+{
+	int fd = open(t->path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, (off_t)off), (ssize_t)len);
+	close(fd);
+}
+
+static uint64_t host_blocks(struct fx *t)
+{
+	struct stat st;
+
+	assert_int_equal(stat(t->path, &st), 0);
+	return (uint64_t)st.st_blocks;
+}
+
+static bool needs_reset(struct fx *t) { return t->d->status & VIRTIO_STATUS_NEEDS_RESET; }
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void test_round_trip(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t w[8192], r[8192], h[8192];
+	struct virtio_blk_stats st;
+	uint32_t used;
+
+	skip_without_engine(t);
+	fill_pattern(w, sizeof(w), 99);
+	assert_int_equal(req(t, T_OUT, 16, w, sizeof(w), false, &used), S_OK);
+	assert_int_equal(used, 1);
+	assert_int_equal(req(t, T_IN, 16, r, sizeof(r), true, &used), S_OK);
+	assert_int_equal(used, sizeof(r) + 1);
+	assert_memory_equal(r, w, sizeof(w));
+	host_read(t, 16 * 512, h, sizeof(h)); /* the write is in the host file */
+	assert_memory_equal(h, w, sizeof(w));
+	/* The last sector, and data the image had before. */
+	assert_int_equal(req(t, T_IN, SECTORS - 1, r, 512, true, NULL), S_OK);
+	host_read(t, DISK_SIZE - 512, h, 512);
+	assert_memory_equal(r, h, 512);
+	/* Zero-length read and write: nothing to do, OK. */
+	assert_int_equal(req(t, T_IN, 0, NULL, 0, true, NULL), S_OK);
+	assert_int_equal(req(t, T_FLUSH, 0, NULL, 0, true, NULL), S_OK);
+	virtio_blk_get_stats(t->d, &st);
+	assert_int_equal(st.write_reqs, 1);
+	assert_int_equal(st.read_reqs, 3);
+	assert_int_equal(st.flush_reqs, 1);
+	assert_int_equal(st.write_bytes, sizeof(w));
+	assert_int_equal(st.read_bytes, sizeof(r) + 512);
+	assert_int_equal(st.io_errors + st.bad_requests, 0);
+	assert_true(t->f.queue_irqs > 0);
+	assert_false(needs_reset(t));
+}
+
+/* Data split over many segments, through an indirect table. */
+static void test_scatter_indirect(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t w[64 * 512], h[64 * 512];
+	struct fd_buf b[66];
+	struct hdr hd = {.type = T_OUT, .sector = 100};
+
+	skip_without_engine(t);
+	fill_pattern(w, sizeof(w), 5);
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	for (int i = 0; i < 64; i++) {
+		/* odd sizes: 512-byte sectors spread over uneven segments */
+		b[1 + i] = (struct fd_buf){fd_alloc(&t->f, 512), 512, false};
+		memcpy(fd_hva(&t->f, b[1 + i].gpa), w + 512 * i, 512);
+	}
+	b[65] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
+	uint16_t head = fd_chain_indirect(&t->f, b, 66);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[65].gpa), S_OK);
+	host_read(t, 100 * 512, h, sizeof(h));
+	assert_memory_equal(h, w, sizeof(w));
+}
+
+static void test_bad_requests(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t buf[1024];
+	struct virtio_blk_stats st;
+
+	skip_without_engine(t);
+	/* Misaligned length, sector ranges past the end (and overflowing). */
+	assert_int_equal(req(t, T_IN, 0, buf, 100, true, NULL), S_IOERR);
+	assert_int_equal(req(t, T_OUT, 0, buf, 513, false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_IN, SECTORS, buf, 512, true, NULL), S_IOERR);
+	assert_int_equal(req(t, T_IN, SECTORS - 1, buf, 1024, true, NULL), S_IOERR);
+	assert_int_equal(req(t, T_OUT, UINT64_MAX, buf, 512, false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_OUT, UINT64_MAX / 512 + 1, buf, 512, false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_IN, (UINT64_MAX - 1) / 512, buf, 512, true, NULL), S_IOERR);
+	/* Unknown and unsupported types. */
+	assert_int_equal(req(t, 99, 0, NULL, 0, true, NULL), S_UNSUPP);
+	assert_int_equal(req(t, 10 /* GET_LIFETIME */, 0, buf, 16, true, NULL), S_UNSUPP);
+	virtio_blk_get_stats(t->d, &st);
+	assert_int_equal(st.bad_requests, 9);
+	assert_int_equal(st.read_reqs + st.write_reqs, 0);
+	assert_false(needs_reset(t));
+	/* The device still works. */
+	assert_int_equal(req(t, T_IN, 0, buf, 512, true, NULL), S_OK);
+}
+
+static void test_short_header(void **state)
+{
+	struct fx *t = *state;
+	struct fd_buf b[2];
+
+	skip_without_engine(t);
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 8), 8, false}; /* 8 of 16 header bytes */
+	b[1] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
+	*(uint8_t *)fd_hva(&t->f, b[1].gpa) = S_NONE;
+	uint16_t head = fd_chain(&t->f, b, 2);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[1].gpa), S_IOERR);
+	assert_false(needs_reset(t));
+}
+
+/* No writable byte for the status: nothing can report the error, so the device returns the
+ * chain empty and goes NEEDS_RESET with a config interrupt. */
+static void expect_reset_without_status(struct fx *t, bool status_readonly)
+{
+	struct hdr h = {.type = T_OUT, .sector = 0};
+	struct fd_buf b[3];
+	unsigned n = 0;
+
+	fd_reset_heap(&t->f);
+	b[n++] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &h, 16);
+	b[n++] = (struct fd_buf){fd_alloc(&t->f, 512), 512, false};
+	if (status_readonly)
+		b[n++] = (struct fd_buf){fd_alloc(&t->f, 1), 1, false};
+	unsigned irqs = t->f.config_irqs;
+	uint16_t head = fd_chain(&t->f, b, n);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), 0);
+	assert_true(needs_reset(t));
+	assert_int_equal(t->f.config_irqs, irqs + 1);
+	/* Nothing more is processed until the driver resets the device. */
+	uint8_t buf[512];
+	uint32_t id, len;
+	fd_submit(&t->f, fd_chain(&t->f, b, n));
+	fd_kick(&t->f);
+	assert_false(fd_used(&t->f, &id, &len));
+	/* A reset brings it back. */
+	assert_int_equal(fd_start(&t->f, t->d, 0, 128, BASE_FEATURES) & VIRTIO_STATUS_NEEDS_RESET,
+			 0);
+	assert_int_equal(req(t, T_IN, 0, buf, 512, true, NULL), S_OK);
+}
+
+static void test_no_status_byte(void **state)
+{
+	skip_without_engine(*state);
+	expect_reset_without_status(*state, false);
+}
+
+static void test_status_readonly(void **state)
+{
+	skip_without_engine(*state);
+	expect_reset_without_status(*state, true);
+}
+
+/* More segments than seg_max promised. */
+static void test_too_many_segments(void **state)
+{
+	struct fx *t = *state;
+	struct fd_buf b[200];
+	struct hdr h = {.type = T_IN};
+
+	skip_without_engine(t);
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &h, 16);
+	for (int i = 1; i < 200; i++)
+		b[i] = (struct fd_buf){fd_alloc(&t->f, 512), 512, true};
+	b[199].len = 1;
+	uint16_t head = fd_chain_indirect(&t->f, b, 200);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), 0);
+	assert_true(needs_reset(t));
+}
+
+static void test_readonly(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t buf[512], before[512], after[512];
+	struct dwz seg = {.sector = 0, .num_sectors = 1};
+
+	virtio_dev_destroy(t->d);
+	assert_int_equal(create(t, true, BASE_FEATURES), 0);
+	skip_without_engine(t);
+	host_read(t, 0, before, sizeof(before));
+	memset(buf, 0x55, sizeof(buf));
+	assert_int_equal(req(t, T_OUT, 0, buf, 512, false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_DISCARD, 0, &seg, sizeof(seg), false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_WRITE_ZEROES, 0, &seg, sizeof(seg), false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_IN, 0, buf, 512, true, NULL), S_OK);
+	assert_int_equal(req(t, T_FLUSH, 0, NULL, 0, true, NULL), S_OK);
+	host_read(t, 0, after, sizeof(after));
+	assert_memory_equal(before, after, sizeof(before));
+	assert_memory_equal(buf, before, sizeof(before));
+	/* RO is offered; DISCARD / WRITE_ZEROES are not, so a driver cannot even ask. */
+	assert_true(t->d->host_features & BIT_ULL(F_RO));
+	assert_false(t->d->host_features & (BIT_ULL(F_DISCARD) | BIT_ULL(F_WRITE_ZEROES)));
+}
+
+static void test_get_id(void **state)
+{
+	struct fx *t = *state;
+	uint8_t id[24];
+	uint32_t used;
+
+	skip_without_engine(t);
+	/* Default: the disk id, zero padded. */
+	memset(id, 0x11, sizeof(id));
+	assert_int_equal(req(t, T_GET_ID, 0, id, 20, true, &used), S_OK);
+	assert_int_equal(used, 21);
+	assert_memory_equal(id, "disk0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 20);
+	/* A full 20-byte serial has no NUL; a short buffer gets what fits. */
+	virtio_dev_destroy(t->d);
+	memset(&t->cfg, 0, sizeof(t->cfg));
+	struct virtio_env env = {.mem = &t->f.mem, .ev = &t->ev};
+	char err[256];
+	snprintf(t->cfg.id, sizeof(t->cfg.id), "x");
+	memcpy(t->cfg.serial, "ABCDEFGHIJKLMNOPQRST", 21);
+	t->cfg.path = t->path;
+	t->cfg.engine = t->engine;
+	assert_int_equal(virtio_blk_create(&env, &t->cfg, &t->d, err, sizeof(err)), 0);
+	fd_start(&t->f, t->d, 0, 128, BASE_FEATURES);
+	memset(id, 0x11, sizeof(id));
+	assert_int_equal(req(t, T_GET_ID, 0, id, 24, true, &used), S_OK);
+	assert_int_equal(used, 21);
+	assert_memory_equal(id, "ABCDEFGHIJKLMNOPQRST", 20);
+	assert_int_equal(id[20], 0xaa); /* beyond the 20 bytes: untouched */
+	assert_int_equal(req(t, T_GET_ID, 0, id, 4, true, &used), S_OK);
+	assert_int_equal(used, 5);
+	assert_memory_equal(id, "ABCD", 4);
+}
+
+static void test_discard_write_zeroes(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t buf[64 * KiB], zero[64 * KiB];
+	struct dwz two[2] = {{0, 8, 0}, {16, 8, 0}};
+	struct dwz seg;
+
+	skip_without_engine(t);
+	/* Range and flag checks. */
+	seg = (struct dwz){SECTORS - 8, 16, 0};
+	assert_int_equal(req(t, T_DISCARD, 0, &seg, sizeof(seg), false, NULL), S_IOERR);
+	seg = (struct dwz){UINT64_MAX - 2, 8, 0};
+	assert_int_equal(req(t, T_WRITE_ZEROES, 0, &seg, sizeof(seg), false, NULL), S_IOERR);
+	seg = (struct dwz){0, 8, 1};
+	assert_int_equal(req(t, T_DISCARD, 0, &seg, sizeof(seg), false, NULL), S_UNSUPP);
+	seg = (struct dwz){0, 8, 2};
+	assert_int_equal(req(t, T_WRITE_ZEROES, 0, &seg, sizeof(seg), false, NULL), S_UNSUPP);
+	assert_int_equal(req(t, T_DISCARD, 0, two, sizeof(two), false, NULL), S_UNSUPP);
+	assert_int_equal(req(t, T_DISCARD, 0, &seg, 8, false, NULL), S_UNSUPP);
+
+	/* WRITE_ZEROES without unmap: zeroes read back, the data around them stays. */
+	fill_pattern(buf, sizeof(buf), 3);
+	assert_int_equal(req(t, T_OUT, 256, buf, sizeof(buf), false, NULL), S_OK);
+	seg = (struct dwz){264, 16, 0};
+	assert_int_equal(req(t, T_WRITE_ZEROES, 0, &seg, sizeof(seg), false, NULL), S_OK);
+	assert_int_equal(req(t, T_IN, 256, buf, sizeof(buf), true, NULL), S_OK);
+	assert_memory_equal(buf + 8 * 512, zero, 16 * 512);
+	uint8_t ref[512];
+	fill_pattern(ref, sizeof(ref), 3);
+	assert_memory_equal(buf, ref, 512);
+
+	/* DISCARD and WRITE_ZEROES+unmap free the host file's blocks. */
+	uint64_t before = host_blocks(t);
+	seg = (struct dwz){512, 512, 0}; /* the second half: 256 KiB */
+	assert_int_equal(req(t, T_DISCARD, 0, &seg, sizeof(seg), false, NULL), S_OK);
+	uint64_t mid = host_blocks(t);
+	assert_true(mid < before);
+	seg = (struct dwz){1024, 512, 1};
+	assert_int_equal(req(t, T_WRITE_ZEROES, 0, &seg, sizeof(seg), false, NULL), S_OK);
+	assert_true(host_blocks(t) < mid);
+	assert_int_equal(req(t, T_IN, 1024, buf, sizeof(buf), true, NULL), S_OK);
+	assert_memory_equal(buf, zero, sizeof(buf));
+
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(t->d, &st);
+	assert_int_equal(st.discard_reqs, 1);
+	assert_int_equal(st.write_zeroes_reqs, 2);
+	assert_int_equal(st.io_errors, 0);
+}
+
+/* DISCARD / WRITE_ZEROES the driver did not negotiate: UNSUPP. */
+static void test_dwz_not_negotiated(void **state)
+{
+	struct fx *t = *state;
+	struct dwz seg = {0, 8, 0};
+
+	skip_without_engine(t);
+	fd_start(&t->f, t->d, 0, 128, BASE_FEATURES);
+	assert_int_equal(req(t, T_DISCARD, 0, &seg, sizeof(seg), false, NULL), S_UNSUPP);
+	assert_int_equal(req(t, T_WRITE_ZEROES, 0, &seg, sizeof(seg), false, NULL), S_UNSUPP);
+}
+
+/* A host I/O error: IOERR, counted; the device keeps going. */
+static void test_io_error(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t buf[4096];
+	struct virtio_blk_stats st;
+
+	skip_without_engine(t);
+	/* Shrink the file under the device: reads of the missing part hit end of file. */
+	assert_int_equal(truncate(t->path, DISK_SIZE / 2), 0);
+	assert_int_equal(req(t, T_IN, SECTORS - 8, buf, sizeof(buf), true, NULL), S_IOERR);
+	virtio_blk_get_stats(t->d, &st);
+	assert_int_equal(st.io_errors, 1);
+	assert_int_equal(req(t, T_IN, 0, buf, sizeof(buf), true, NULL), S_OK);
+}
+
+/* Reset with requests in flight: the reset drains them; nothing is pushed afterwards. */
+static void test_reset_in_flight(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t w[4096], h[4096];
+
+	skip_without_engine(t);
+	fill_pattern(w, sizeof(w), 11);
+	fd_reset_heap(&t->f);
+	for (int i = 0; i < 32; i++) {
+		struct hdr hd = {.type = T_OUT, .sector = (uint64_t)i * 8};
+		struct fd_buf b[3] = {
+		    {fd_alloc(&t->f, 16), 16, false},
+		    {fd_alloc(&t->f, sizeof(w)), sizeof(w), false},
+		    {fd_alloc(&t->f, 1), 1, true},
+		};
+		memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+		memcpy(fd_hva(&t->f, b[1].gpa), w, sizeof(w));
+		fd_submit(&t->f, fd_chain(&t->f, b, 3));
+	}
+	fd_kick(&t->f); /* submitted; io_uring completions not reaped yet */
+	pthread_mutex_lock(&t->d->lock);
+	virtio_set_status(t->d, 0);
+	assert_int_equal(t->d->status, 0);
+	assert_false(t->d->queues[0].enabled);
+	pthread_mutex_unlock(&t->d->lock);
+	for (int i = 0; i < 5; i++)
+		event_loop_run_once(&t->ev, 10);
+	/* Every write completed before the reset returned: all of them are in the file. */
+	for (int i = 0; i < 32; i++) {
+		host_read(t, (uint64_t)i * 4096, h, sizeof(h));
+		assert_memory_equal(h, w, sizeof(w));
+	}
+}
+
+/* Two VMMs cannot open one image read-write: flock. */
+static void test_lock(void **state)
+{
+	struct fx *t = *state;
+	struct virtio_env env = {.mem = &t->f.mem, .ev = &t->ev};
+	struct disk_config c = {.id = "other", .path = t->path, .engine = DISK_ENGINE_SYNC};
+	struct virtio_dev *d2 = NULL, *d3 = NULL;
+	char err[256], want[256];
+
+	snprintf(want, sizeof(want),
+		 "disk 'other': %s: locked by another process (is another VM using it?)", t->path);
+	assert_int_equal(virtio_blk_create(&env, &c, &d2, err, sizeof(err)), -EWOULDBLOCK);
+	assert_string_equal(err, want);
+	c.readonly = true;
+	assert_int_equal(virtio_blk_create(&env, &c, &d2, err, sizeof(err)), -EWOULDBLOCK);
+	/* Read-only users share the image. */
+	virtio_dev_destroy(t->d);
+	assert_int_equal(virtio_blk_create(&env, &c, &d2, err, sizeof(err)), 0);
+	assert_int_equal(virtio_blk_create(&env, &c, &d3, err, sizeof(err)), 0);
+	virtio_dev_destroy(d3);
+	t->d = d2;
+	/* Missing file: a message naming the disk and the path. */
+	c.path = (char *)"/nonexistent/disk.img";
+	assert_int_equal(virtio_blk_create(&env, &c, &d3, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "disk 'other': /nonexistent/disk.img: No such file or directory");
+}
+
+/* Config space: capacity in sectors, seg_max, blk_size, discard limits. */
+static void test_config(void **state)
+{
+	struct fx *t = *state;
+	uint8_t cfg[72];
+
+	assert_int_equal(t->d->config_size, 72);
+	t->d->ops->config_read(t->d, 0, cfg, sizeof(cfg));
+	uint64_t cap;
+	uint32_t seg_max, blk_size, max_discard;
+	memcpy(&cap, cfg, 8);
+	memcpy(&seg_max, cfg + 12, 4);
+	memcpy(&blk_size, cfg + 20, 4);
+	memcpy(&max_discard, cfg + 36, 4);
+	assert_int_equal(cap, SECTORS);
+	assert_true(seg_max >= 1 && seg_max <= 254);
+	assert_int_equal(blk_size, 512);
+	assert_true(max_discard > 0);
+	assert_int_equal(cfg[56], 1); /* write_zeroes_may_unmap */
+}
+
+#define BOTH(fn)                                                                                   \
+	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx_sync),                   \
+	    cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx_uring)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    BOTH(test_round_trip),
+	    BOTH(test_scatter_indirect),
+	    BOTH(test_bad_requests),
+	    BOTH(test_short_header),
+	    BOTH(test_no_status_byte),
+	    BOTH(test_status_readonly),
+	    BOTH(test_too_many_segments),
+	    BOTH(test_readonly),
+	    BOTH(test_get_id),
+	    BOTH(test_discard_write_zeroes),
+	    BOTH(test_dwz_not_negotiated),
+	    BOTH(test_io_error),
+	    BOTH(test_reset_in_flight),
+	    BOTH(test_lock),
+	    BOTH(test_config),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
