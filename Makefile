@@ -9,7 +9,7 @@ KILN        := $(BUILD)/kiln
 RUN_CMDLINE ?= console=ttyS0 reboot=k panic=-1 $(shell cat guest/cmdline-extra 2>/dev/null)
 RUN_ARGS    ?= --cpus 2 --memory 256M
 
-.PHONY: all deps build guest run check check-fast unit asan fuzz clean bench
+.PHONY: all deps build guest run check check-fast check-e2e-extra unit asan fuzz clean bench
 
 all: build
 
@@ -42,6 +42,10 @@ check-fast: deps
 bench: build
 	bench/deps.sh
 	KILN=$(KILN) BENCH_OUT=$(BUILD)/bench BENCH_GUEST_DIR=$(GUEST_DIR) bench/run.sh
+
+# Real-guest tests for virtio devices and the API, not yet in `make check` (see tests/e2e).
+check-e2e-extra: build guest
+	meson test -C $(BUILD) --suite e2e-extra --num-processes 1 --print-errorlogs
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -197,6 +197,7 @@ for ((r = 1; r <= runs; r++)); do
 		record startup "${names[$i]}" "$(awk -v t="$(key "$line" t_us)" 'BEGIN{printf "%.3f", t/1000}')"
 		record mem_rss "${names[$i]}" "$(awk -v k="$(key "$line" rss_kib)" 'BEGIN{printf "%.3f", k/1024}')"
 		record mem_pss "${names[$i]}" "$(awk -v k="$(key "$line" pss_kib)" 'BEGIN{printf "%.3f", k/1024}')"
+		record mem_uss "${names[$i]}" "$(awk -v k="$(key "$line" uss_kib)" 'BEGIN{printf "%.3f", k/1024}')"
 		[ "$(key "$line" guest_maps)" = 1 ] ||
 			note "${names[$i]}: $(key "$line" guest_maps) mappings of exactly ${mem_mib} MiB excluded as guest RAM"
 	done
@@ -263,7 +264,7 @@ if [ "$linux" = 1 ]; then
 			if ! run_bg "$out/line" "$startup" --timeout "$linux_timeout" --cpu \
 				--mem-mib "$linux_mem_mib" --at "kiln-guest: init started" \
 				--at "starting a shell" --settle 5 --stderr "$out/logs/linux-$n.err" \
-				--log "$out/logs/linux-$n.console" \
+				--fail-stderr "KVM internal error" --log "$out/logs/linux-$n.console" \
 				-- "${CMD[@]}" 2>"$out/logs/linux-$n.harness"; then
 				note "$n: Linux boot run $r failed (console: $out/logs/linux-$n.console): $(tail -c 300 "$out/logs/linux-$n.harness" | tr '\n' ' ')"
 				continue
@@ -280,6 +281,7 @@ if [ "$linux" = 1 ]; then
 				note "$n: no vCPU thread recognised by name: the 'less vCPU kernel time' row is the whole VMM CPU"
 			record linux_rss "$n" "$(awk -v k="$(key "$l2" rss_kib)" 'BEGIN{printf "%.3f", k/1024}')"
 			record linux_pss "$n" "$(awk -v k="$(key "$l2" pss_kib)" 'BEGIN{printf "%.3f", k/1024}')"
+			record linux_uss "$n" "$(awk -v k="$(key "$l2" uss_kib)" 'BEGIN{printf "%.3f", k/1024}')"
 		done
 	done
 else
@@ -325,8 +327,10 @@ row() { # BENCH-KEY LABEL UNIT: one row per VMM that has results
 		sort -g "$f" | awk -v label="$2" -v vmm="$v" -v unit="$3" '
 			{a[NR]=$1}
 			END {
+				# the median with as many decimals as the values have
+				dec = index(a[1], ".") ? length(a[1]) - index(a[1], ".") : 0
 				med = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2
-				printf "| %s | %s | %d | %s | %s | %s | %s |\n", label, vmm, NR, a[1], med, a[NR], unit
+				printf "| %s | %s | %d | %s | %.*f | %s | %s |\n", label, vmm, NR, a[1], dec, med, a[NR], unit
 			}'
 	done
 }
@@ -341,6 +345,7 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	row startup "startup: exec -> first serial byte (tiny image)" ms
 	row mem_rss "memory at first byte: RSS without guest RAM" MiB
 	row mem_pss "memory at first byte: PSS without guest RAM" MiB
+	row mem_uss "memory at first byte: USS (private) without guest RAM" MiB
 	row exit_rate "exit throughput: OUT 0x3f8, $exit_bytes bytes" bytes/s
 	row exit_us "exit throughput: time per exit" us
 	row linux_init "Linux boot: exec -> /init banner" s
@@ -352,6 +357,7 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	row linux_guest "Linux boot: guest_time" ms
 	row linux_rss "idle Linux at shell: RSS without guest RAM" MiB
 	row linux_pss "idle Linux at shell: PSS without guest RAM" MiB
+	row linux_uss "idle Linux at shell: USS (private) without guest RAM" MiB
 	row density_vms "density: VMs started in ${density_s} s" VMs
 	row density_rate "density: start rate" VMs/s
 	row density_rss "density: total RSS of all VMMs" MiB
@@ -366,6 +372,7 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 		case ${kinds[$i]} in kiln | raw) continue ;; esac
 		ratio startup kiln "$p" "startup kiln / $p"
 		ratio mem_rss kiln "$p" "memory overhead (RSS) kiln / $p"
+		ratio mem_uss kiln "$p" "memory overhead (USS) kiln / $p"
 		ratio linux_init kiln "$p" "Linux boot to /init kiln / $p"
 		ratio linux_vmmcpu kiln "$p" "Linux boot VMM CPU kiln / $p"
 		ratio linux_vmmown kiln "$p" "Linux boot VMM CPU less vCPU stime kiln / $p"

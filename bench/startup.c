@@ -15,20 +15,22 @@
 static void usage(FILE *f)
 {
 	fputs("usage: startup [--at STR]... [--timeout SEC] [--settle SEC] [--mem-mib N] [--cpu]\n"
-	      "               [--stderr FILE] [--log FILE] -- VMM [ARGS...]\n"
+	      "               [--stderr FILE [--fail-stderr STR]] [--log FILE] -- VMM [ARGS...]\n"
 	      "       startup --exit [--timeout SEC] [--stderr FILE] -- VMM [ARGS...]\n"
 	      "\n"
 	      "Starts VMM (stdin /dev/null, stdout a pipe) and prints one line per --at string\n"
 	      "(default \"K\"), in order, when it has appeared on the VMM's stdout:\n"
 	      "  at=I t_us=T                 time from just before fork+exec (CLOCK_MONOTONIC)\n"
-	      "  rss_kib pss_kib guest_rss_kib guest_maps   with --mem-mib: /proc/PID/smaps,\n"
+	      "  rss_kib pss_kib uss_kib guest_rss_kib guest_maps  with --mem-mib: smaps,\n"
 	      "                              every mapping of exactly N MiB taken as guest RAM\n"
 	      "  utime_ms stime_ms guest_ms vmm_cpu_ms vcpu_stime_ms vcpu_threads\n"
 	      "                              with --cpu: /proc/PID/stat, /proc/PID/task/*/stat\n"
 	      "--settle waits (draining output) before the last string's memory sample. Then the\n"
 	      "VMM is killed. --log copies the VMM's stdout to FILE. --exit: stdout to\n"
 	      "/dev/null, prints t_us to the VMM's exit and its status; a status other than 0\n"
-	      "fails. Any failure prints why and exits 1.\n",
+	      "fails. --fail-stderr: the run fails as soon as STR appears in the VMM's stderr\n"
+	      "(for a VMM that stops its guest on an error but does not exit). Any failure prints\n"
+	      "why and exits 1.\n",
 	      f);
 }
 
@@ -59,18 +61,24 @@ static int run_exit_mode(char **argv, double timeout_s, const char *err_path)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"at", required_argument, NULL, 'a'},     {"timeout", required_argument, NULL, 't'},
-	    {"settle", required_argument, NULL, 's'}, {"mem-mib", required_argument, NULL, 'm'},
-	    {"cpu", no_argument, NULL, 'c'},	      {"stderr", required_argument, NULL, 'e'},
-	    {"exit", no_argument, NULL, 'x'},	      {"log", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
+	    {"at", required_argument, NULL, 'a'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"settle", required_argument, NULL, 's'},
+	    {"mem-mib", required_argument, NULL, 'm'},
+	    {"cpu", no_argument, NULL, 'c'},
+	    {"stderr", required_argument, NULL, 'e'},
+	    {"exit", no_argument, NULL, 'x'},
+	    {"log", required_argument, NULL, 'l'},
+	    {"fail-stderr", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *at[MAX_AT];
 	int nat = 0;
 	double timeout_s = 30, settle_s = 0;
 	unsigned long long mem_mib = 0;
 	bool cpu = false, exit_mode = false;
-	const char *err_path = NULL, *log_path = NULL;
+	const char *err_path = NULL, *log_path = NULL, *fail_stderr = NULL;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -113,6 +121,9 @@ int main(int argc, char **argv)
 		case 'l':
 			log_path = optarg;
 			break;
+		case 'f':
+			fail_stderr = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -137,6 +148,13 @@ int main(int argc, char **argv)
 	uint64_t t0 = now_ns();
 	if (vmm_spawn(&v, vmm_argv, VMM_OUT_PIPE, err_path))
 		return 1;
+	if (fail_stderr && !err_path) {
+		fprintf(stderr, "startup: --fail-stderr needs --stderr FILE\n");
+		vmm_kill(&v);
+		return 2;
+	}
+	v.err_path = err_path;
+	v.err_needle = fail_stderr;
 	if (log_path) {
 		v.log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (v.log_fd < 0)
@@ -157,6 +175,11 @@ int main(int argc, char **argv)
 					 WIFEXITED(status) ? "status" : "signal",
 					 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status),
 					 at[i]);
+			else if (r == -EPROTO)
+				snprintf(
+				    msg, sizeof(msg),
+				    "startup: %s wrote \"%s\" to its stderr (%s) before \"%s\"",
+				    vmm_argv[0], fail_stderr, err_path, at[i]);
 			else
 				snprintf(msg, sizeof(msg), "startup: no \"%s\" from %s: %s", at[i],
 					 vmm_argv[0], r == -ETIMEDOUT ? "timed out" : strerror(-r));
@@ -175,9 +198,11 @@ int main(int argc, char **argv)
 			goto out;
 		printf("at=%d t_us=%.1f", i + 1, (double)(t - t0) / 1e3);
 		if (mem_mib)
-			printf(" rss_kib=%llu pss_kib=%llu guest_rss_kib=%llu guest_maps=%u",
+			printf(" rss_kib=%llu pss_kib=%llu uss_kib=%llu guest_rss_kib=%llu "
+			       "guest_maps=%u",
 			       (unsigned long long)mu.rss_kib, (unsigned long long)mu.pss_kib,
-			       (unsigned long long)mu.guest_rss_kib, mu.guest_maps);
+			       (unsigned long long)mu.uss_kib, (unsigned long long)mu.guest_rss_kib,
+			       mu.guest_maps);
 		if (cpu)
 			printf(" utime_ms=%.0f stime_ms=%.0f guest_ms=%.0f vmm_cpu_ms=%.0f "
 			       "vcpu_stime_ms=%.0f vcpu_threads=%u",

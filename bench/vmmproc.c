@@ -154,6 +154,28 @@ static ssize_t read_some(struct vmm *v, const char *needle, bool *hit)
 	return n;
 }
 
+/* Has err_needle appeared in the VMM's stderr file since the last look? */
+static bool stderr_failed(struct vmm *v)
+{
+	if (!v->err_path || !v->err_needle)
+		return false;
+	FILE *f = fopen(v->err_path, "re");
+	if (!f)
+		return false;
+	char line[1024];
+	bool hit = false;
+	if (fseek(f, v->err_off, SEEK_SET) == 0) {
+		while (!hit && fgets(line, sizeof(line), f)) {
+			if (strchr(line, '\n') == NULL && !feof(f))
+				continue; /* a partial line: look again when it is complete */
+			v->err_off = ftell(f);
+			hit = strstr(line, v->err_needle) != NULL;
+		}
+	}
+	fclose(f);
+	return hit;
+}
+
 static int wait_loop(struct vmm *v, const char *needle, uint64_t deadline_ns, uint64_t *t_ns,
 		     int *status)
 {
@@ -185,6 +207,8 @@ static int wait_loop(struct vmm *v, const char *needle, uint64_t deadline_ns, ui
 				return (int)n;
 		} else if (reap(v, false, status)) {
 			return -ECHILD;
+		} else if (stderr_failed(v)) {
+			return -EPROTO;
 		}
 	}
 }
@@ -290,6 +314,10 @@ int vmm_mem(pid_t pid, uint64_t guest_bytes, struct vmm_mem *m)
 			m->total_pss_kib += kib;
 			if (!guest)
 				m->pss_kib += kib;
+		} else if (sscanf(line, "Private_Clean: %llu kB", &kib) == 1 ||
+			   sscanf(line, "Private_Dirty: %llu kB", &kib) == 1) {
+			if (!guest)
+				m->uss_kib += kib;
 		}
 	}
 	fclose(f);

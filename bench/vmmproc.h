@@ -14,8 +14,11 @@ struct vmm {
 	int out_fd;	/* read end of the VMM's stdout, non-blocking; -1 with VMM_OUT_NULL */
 	char tail[256]; /* the last bytes read: needle matching and error messages */
 	size_t tail_len;
-	uint64_t out_bytes; /* serial bytes read so far */
-	int log_fd;	    /* if >= 0, everything read is copied there (set after vmm_spawn) */
+	uint64_t out_bytes;	/* serial bytes read so far */
+	int log_fd;		/* if >= 0, everything read is copied there (set after vmm_spawn) */
+	const char *err_path;	/* with err_needle: the VMM's stderr file, watched while waiting */
+	const char *err_needle; /* a VMM that writes this to stderr has failed (see vmm_wait_for) */
+	long err_off;		/* how far err_path has been searched */
 };
 
 enum vmm_out { VMM_OUT_PIPE, VMM_OUT_NULL };
@@ -52,6 +55,7 @@ void vmm_kill(struct vmm *v);
 struct vmm_mem {
 	uint64_t rss_kib;	/* RSS of all other mappings: the VMM's overhead */
 	uint64_t pss_kib;	/* PSS of all other mappings */
+	uint64_t uss_kib;	/* Private_Clean + Private_Dirty of all other mappings */
 	uint64_t guest_rss_kib; /* RSS of the guest RAM mapping(s) */
 	uint64_t total_rss_kib; /* everything */
 	uint64_t total_pss_kib;
