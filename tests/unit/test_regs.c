@@ -244,13 +244,15 @@ static void gdt_decode(void **state)
  * instructions: read a field of boot_params / start_info through the boot state, then hlt. */
 static int kvm_set_cpuid(int kvm, int vcpu)
 {
-	struct {
-		struct kvm_cpuid2 c;
-		struct kvm_cpuid_entry2 e[256];
-	} cpuid = {.c.nent = 256};
-	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &cpuid) < 0)
-		return -errno;
-	return ioctl(vcpu, KVM_SET_CPUID2, &cpuid) < 0 ? -errno : 0;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 256 * sizeof(struct kvm_cpuid_entry2));
+	int ret = 0;
+	if (!c)
+		return -ENOMEM;
+	c->nent = 256;
+	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, c) < 0 || ioctl(vcpu, KVM_SET_CPUID2, c) < 0)
+		ret = -errno;
+	free(c);
+	return ret;
 }
 
 static void run_on_kvm(bool pvh, uint64_t want_rax)

@@ -133,7 +133,7 @@ static bool reserve(struct aml *a, size_t n)
 
 static void put(struct aml *a, const void *p, size_t n)
 {
-	if (!reserve(a, n))
+	if (n == 0 || !reserve(a, n))
 		return;
 	memcpy(a->buf + a->len, p, n);
 	a->len += n;
