@@ -6,7 +6,7 @@ PKGS=(
 	gcc make meson ninja-build pkg-config python3
 	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev curl
 	clang
-	busybox-static cpio lz4 xz-utils zstd kmod
+	cpio lz4 xz-utils zstd kmod
 	acpica-tools
 )
 
