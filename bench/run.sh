@@ -14,6 +14,7 @@
 #   BENCH_QEMU              QEMU binary, "off" to leave it out [qemu-system-x86_64 on PATH]
 #   BENCH_LINUX=1           also boot the default guest (minutes per boot on slow hosts)
 #   BENCH_LINUX_RUNS [1]  BENCH_LINUX_TIMEOUT seconds [3600]  BENCH_GUEST_DIR [build/guest]
+#   BENCH_LINUX_CPUS        vCPUs of the Linux guest [2, as `make run` and the e2e tests]
 #   BENCH_NOTE              a line for the results header (e.g. "host shared, under load")
 #   BENCH_RESULTS           where the table goes [bench/results.md]
 set -euo pipefail
@@ -34,11 +35,12 @@ guest_dir=${BENCH_GUEST_DIR:-$root/build/guest}
 results=${BENCH_RESULTS:-$here/results.md}
 mem_mib=128       # tiny-image VMs: 128 MiB, 1 vCPU
 linux_mem_mib=256 # the default guest, as `make run` boots it
+linux_cpus=${BENCH_LINUX_CPUS:-2}
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$kiln" ] || die "no kiln at $kiln (run 'make build' or set KILN)"
 [ -r /dev/kvm ] || die "/dev/kvm is not there: nothing can be measured"
-for n in "$runs" "$exit_runs" "$exit_bytes" "$density_max" "$linux_runs"; do
+for n in "$runs" "$exit_runs" "$exit_bytes" "$density_max" "$linux_runs" "$linux_cpus"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "counts must be positive integers (got '$n')"
 done
 [ "$exit_bytes" -ge 2 ] || die "BENCH_EXIT_BYTES must be at least 2"
@@ -109,7 +111,8 @@ linux_cmdline="console=ttyS0 reboot=k panic=-1 $(cat "$root/guest/cmdline-extra"
 # vmm_cmd KIND BIN WHAT MEM_MIB -> CMD (array) and IMG (what it boots). WHAT: tiny, flood, linux.
 # Return 1 (with WHY set) when this VMM cannot boot that.
 vmm_cmd() {
-	local kind=$1 bin=$2 what=$3 mem=$4 bz elf
+	local kind=$1 bin=$2 what=$3 mem=$4 bz elf cpus=1
+	[ "$what" = linux ] && cpus=$linux_cpus
 	case $what in
 	tiny) bz=$out/tiny.bzImage elf=$out/tiny.elf ;;
 	flood) bz=$out/flood-$exit_bytes.bzImage elf='' ;;
@@ -125,14 +128,14 @@ vmm_cmd() {
 		;;
 	kiln)
 		IMG=${bz:-$elf}
-		CMD=("$bin" run --kernel "$IMG" --memory "${mem}M" --cpus 1 --serial stdio)
+		CMD=("$bin" run --kernel "$IMG" --memory "${mem}M" --cpus "$cpus" --serial stdio)
 		[ "$what" = linux ] && CMD+=(--initrd "$initrd" --cmdline "$linux_cmdline")
 		;;
 	qemu)
 		# bzImage: QEMU's firmware (qboot) runs the real-mode setup entry; vmlinux: PVH entry.
 		# Default CPU model: -cpu host fails on some hosts (MSR 0x10a on a PVM-backed KVM).
 		IMG=${bz:-$elf}
-		CMD=("$bin" -M microvm -enable-kvm -m "${mem}M" -smp 1 -nodefaults -no-user-config
+		CMD=("$bin" -M microvm -enable-kvm -m "${mem}M" -smp "$cpus" -nodefaults -no-user-config
 			-display none -serial stdio -no-reboot -name "bench,debug-threads=on" -kernel "$IMG")
 		[ "$what" = linux ] && CMD+=(-initrd "$initrd" -append "$linux_cmdline")
 		[ "$what" = flood ] && { WHY="enters the bzImage in real mode, where the flood guest cannot end the VM (no i8042 on microvm)"; return 1; }
@@ -146,20 +149,20 @@ vmm_cmd() {
 			printf '{"boot-source": {"kernel_image_path": "%s", "boot_args": "%s"' "$elf" \
 				"$([ "$what" = linux ] && echo "$linux_cmdline" || echo console=ttyS0)"
 			[ "$what" = linux ] && printf ', "initrd_path": "%s"' "$initrd"
-			printf '},\n "drives": [],\n "machine-config": {"vcpu_count": 1, "mem_size_mib": %s}}\n' "$mem"
+			printf '},\n "drives": [],\n "machine-config": {"vcpu_count": %s, "mem_size_mib": %s}}\n' "$cpus" "$mem"
 		} >"$cfg"
 		CMD=("$bin" --no-api --config-file "$cfg")
 		;;
 	cloud-hypervisor)
 		[ -n "$elf" ] || { WHY="boots ELF (PVH) kernels and the exit-throughput guest is a bzImage"; return 1; }
 		IMG=$elf
-		CMD=("$bin" --kernel "$elf" --cpus boot=1 --memory "size=${mem}M" --serial tty --console off)
+		CMD=("$bin" --kernel "$elf" --cpus "boot=$cpus" --memory "size=${mem}M" --serial tty --console off)
 		[ "$what" = linux ] && CMD+=(--initramfs "$initrd" --cmdline "$linux_cmdline")
 		;;
 	lkvm)
 		[ -n "$bz" ] || { WHY="loads bzImage or flat kernels, not the default guest's vmlinux ELF"; return 1; }
 		IMG=$bz
-		CMD=("$bin" run -k "$bz" -m "$mem" -c 1 --console serial)
+		CMD=("$bin" run -k "$bz" -m "$mem" -c "$cpus" --console serial)
 		[ "$what" = flood ] && { WHY="not wired up for the exit benchmark"; return 1; }
 		;;
 	esac
@@ -266,7 +269,13 @@ if [ "$linux" = 1 ]; then
 				--at "starting a shell" --settle 5 --stderr "$out/logs/linux-$n.err" \
 				--fail-stderr "KVM internal error" --log "$out/logs/linux-$n.console" \
 				-- "${CMD[@]}" 2>"$out/logs/linux-$n.harness"; then
-				note "$n: Linux boot run $r failed (console: $out/logs/linux-$n.console): $(tail -c 300 "$out/logs/linux-$n.harness" | tr '\n' ' ')"
+				why=$(sed -n '1s/; [0-9]* serial bytes.*//p' "$out/logs/linux-$n.harness")
+				guest=$(grep -a -m2 -E 'Kernel panic|segfault|BUG:|Oops' "$out/logs/linux-$n.console" |
+					tr -d '\r' | sed 's/^\[ *[0-9.]*\] //' | paste -sd';' || true)
+				vmm=$(grep -a -m1 -E 'KVM internal error|emulation failure' "$out/logs/linux-$n.err" || true)
+				op=$(sed -n 's/^Code=.*<\([0-9a-f][0-9a-f]\)>.*/\1/p' "$out/logs/linux-$n.err" | head -1)
+				[ -n "$op" ] && vmm="$vmm, at an instruction starting with byte 0x$op"
+				note "$n: Linux boot run $r failed: ${why#startup: }${guest:+; guest: $guest}${vmm:+; VMM: $vmm} (logs: $out/logs/linux-$n.*)"
 				continue
 			fi
 			l1=$(sed -n 1p "$out/line") l2=$(sed -n 2p "$out/line")
@@ -401,6 +410,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		echo "- ${names[$i]}: ${bins[$i]} ($("${bins[$i]}" --version 2>/dev/null | head -1))"
 	done
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"
+	[ "$linux" = 1 ] && echo "- Linux guest: $guest_dir/vmlinux + initramfs.cpio, ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
 	[ -n "${BENCH_NOTE:-}" ] && echo "- note: $BENCH_NOTE"
 	[ "$runs" -lt 10 ] && echo "- note: only $runs runs per benchmark (BENCH_RUNS), fewer than the 10 asked for"
 	for n in "${notes[@]}"; do echo "- $n"; done
