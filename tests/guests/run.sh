@@ -1,15 +1,17 @@
 #!/bin/sh
 # run.sh: run one test guest under kiln and check its exit status and serial output.
 #
-# usage: run.sh [--also REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX [extra kiln args...]
+# usage: run.sh [--also REGEX]... [--reject REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX
+#               [extra kiln args...]
 #
 # Runs `KILN run --kernel GUEST --serial stdio [extra args]` under `timeout 60` with stdin from
 # /dev/null, stdout and stderr together. Passes when the exit status is EXPECT_EXIT, a line
-# matches EXPECT_REGEX (and every --also REGEX; grep -E, CRs stripped) and no line starts with
-# "FAIL". Prints the whole output when it fails.
+# matches EXPECT_REGEX (and every --also REGEX; grep -E, CRs stripped), no line matches a
+# --reject REGEX and no line starts with "FAIL". Prints the whole output when it fails.
 set -u
 
 also=""
+reject=""
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--also)
@@ -17,11 +19,16 @@ while [ $# -gt 0 ]; do
 		also="$also
 $2"
 		shift 2 ;;
+	--reject)
+		[ $# -ge 2 ] || { echo "run.sh: --reject needs a regex" >&2; exit 2; }
+		reject="$reject
+$2"
+		shift 2 ;;
 	*) break ;;
 	esac
 done
 if [ $# -lt 4 ]; then
-	echo "usage: run.sh [--also REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX [kiln args...]" >&2
+	echo "usage: run.sh [--also REGEX]... [--reject REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX [kiln args...]" >&2
 	exit 2
 fi
 kiln=$1 guest=$2 expect_exit=$3 expect_re=$4
@@ -55,6 +62,15 @@ no line matches /$re/"
 	done <<EOF_ALSO
 $also
 EOF_ALSO
+fi
+if [ -n "$reject" ]; then
+	while IFS= read -r re; do
+		[ -n "$re" ] || continue
+		grep -Eq -- "$re" "$out.clean" && problems="$problems
+a line matches /$re/, which must not appear"
+	done <<EOF_REJECT
+$reject
+EOF_REJECT
 fi
 if grep -q '^FAIL' "$out.clean"; then
 	problems="$problems
