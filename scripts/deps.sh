@@ -4,7 +4,7 @@ set -euo pipefail
 
 PKGS=(
 	gcc make meson ninja-build pkg-config python3
-	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev curl
+	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev libslirp-dev curl
 	clang
 	cpio lz4 xz-utils zstd kmod
 	acpica-tools

@@ -52,9 +52,25 @@ struct net_config {
 	char *tap;      /* TAP device name, or NULL for user-mode networking */
 	bool user;      /* libslirp */
 	uint8_t mac[6];
-	bool mac_set;   /* else generated from the id */
+	bool mac_set;   /* else generated from the id (vm_config_default_mac) */
 	unsigned mtu;   /* 0 = default 1500 */
 	char *hostfwd;  /* user mode: "tcp:127.0.0.1:2222-:22,..." as given */
+};
+
+#define VM_CONFIG_MAX_HOSTFWD 16  /* port forwards per user-mode interface */
+#define VM_CONFIG_DEFAULT_MTU 1500
+#define VM_CONFIG_MIN_MTU 68
+#define VM_CONFIG_MAX_MTU 65535   /* TAP */
+#define VM_CONFIG_MAX_USER_MTU 65521 /* libslirp's limit */
+#define VM_CONFIG_IFNAME_MAX 15   /* Linux IFNAMSIZ - 1 */
+
+/* One host -> guest port forward of user-mode networking. Addresses in network byte order. */
+struct net_hostfwd {
+	bool udp;
+	uint32_t host_addr;  /* 0: every host address */
+	uint16_t host_port;  /* 1-65535 */
+	uint32_t guest_addr; /* 0: the guest's DHCP address (10.0.2.15) */
+	uint16_t guest_port; /* 1-65535 */
 };
 
 struct vm_config {
@@ -82,3 +98,19 @@ void vm_config_free(struct vm_config *c);
 /* Check ranges that do not need the host (cpus, memory). On error writes a one-line message
  * naming the field into err and returns -EINVAL. */
 int vm_config_validate(const struct vm_config *c, char *err, size_t errlen) __must_check;
+
+/* Network interface fields, shared by the CLI, the API and the devices. */
+/* Parse "xx:xx:xx:xx:xx:xx" (hex digits of either case). Returns 0 or -EINVAL. */
+int vm_config_parse_mac(const char *s, uint8_t mac[6]) __must_check;
+/* Format a MAC as "xx:xx:xx:xx:xx:xx" (lower case) into buf[18]. */
+void vm_config_format_mac(const uint8_t mac[6], char buf[18]);
+/* The MAC of an interface given none: a hash of its id, locally administered unicast
+ * (first byte 0x?2, 0x?6, 0x?a or 0x?e), the same for the same id on every run. */
+void vm_config_default_mac(const char *id, uint8_t mac[6]);
+/* Is s a usable Linux interface name (1-15 bytes, no '/', ':', spaces or control bytes)? */
+bool vm_config_ifname_valid(const char *s);
+/* Parse a user-mode forward list "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT[,...]"
+ * (udp: for UDP; addresses dotted IPv4) into fwd[0..*n), at most VM_CONFIG_MAX_HOSTFWD.
+ * Returns 0 or -EINVAL with a one-line message (naming the bad forward) in err. */
+int vm_config_parse_hostfwd(const char *s, struct net_hostfwd *fwd, unsigned *n, char *err,
+			    size_t errlen) __must_check;

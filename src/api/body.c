@@ -223,30 +223,6 @@ int api_sec_drive(struct api_config *c, const json_t *o, const char *url_id, con
 	return 0;
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-	for (unsigned i = 0; i < 6; i++) {
-		const char *p = s + 3 * i;
-		char hex[3] = {p[0], p[0] ? p[1] : 0, 0};
-		if (strspn(hex, "0123456789abcdefABCDEF") != 2 || (i < 5 && p[2] != ':'))
-			return -EINVAL;
-		mac[i] = (uint8_t)strtoul(hex, NULL, 16);
-	}
-	return strlen(s) == 17 ? 0 : -EINVAL;
-}
-
-static bool ifname_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] <= ' ' || s[i] == '/' || s[i] == ':' || s[i] == 0x7f)
-			return false;
-	return true;
-}
-
 int api_sec_net(struct api_config *c, const json_t *o, const char *url_id, const char *w, char *err,
 		size_t n)
 {
@@ -268,12 +244,12 @@ int api_sec_net(struct api_config *c, const json_t *o, const char *url_id, const
 	    (ret = api_json_str(o, "guest_mac", w, false, 64, &mac_s, err, n)) < 0 ||
 	    (ret = api_json_uint(o, "mtu", w, false, 68, 65535, &mtu, err, n)) < 0)
 		return ret;
-	if (!ifname_valid(tap))
+	if (!vm_config_ifname_valid(tap))
 		return api_json_fail(err, n,
 				     "%s: host_dev_name: \"%s\" is not a valid interface "
 				     "name (1-15 characters, no '/', ':' or spaces)",
 				     w, api_json_quote(&q, tap));
-	if (mac_s && parse_mac(mac_s, mac))
+	if (mac_s && vm_config_parse_mac(mac_s, mac))
 		return api_json_fail(err, n,
 				     "%s: guest_mac: \"%s\" is not a MAC address "
 				     "(xx:xx:xx:xx:xx:xx)",

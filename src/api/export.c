@@ -78,8 +78,7 @@ static json_t *net(const struct net_config *nc)
 	bool ok = put(o, "iface_id", json_string(nc->id)) &&
 		  put(o, "host_dev_name", json_string(nc->tap));
 	if (ok && nc->mac_set) {
-		snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", nc->mac[0], nc->mac[1],
-			 nc->mac[2], nc->mac[3], nc->mac[4], nc->mac[5]);
+		vm_config_format_mac(nc->mac, mac);
 		ok = put(o, "guest_mac", json_string(mac));
 	}
 	if (ok && nc->mtu)

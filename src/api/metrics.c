@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "api/json.h"
+#include "virtio/net.h"
 #include "vmm/vm.h"
 
 /*
@@ -133,6 +134,40 @@ static json_t *m_block(struct api *a, struct vm *vm)
 	return o;
 }
 
+/* {"<interface id>": {counters}, ...}: the network interfaces follow the disks among the
+ * virtio devices, in config order (vm.c). */
+static json_t *m_net(struct api *a, struct vm *vm)
+{
+	(void)a;
+	if (!vm || vm->cfg->nr_nets == 0)
+		return json_null();
+	json_t *o = json_object();
+	for (unsigned i = 0; o && i < vm->cfg->nr_nets; i++) {
+		unsigned v = vm->cfg->nr_disks + i;
+		struct virtio_net_stats st;
+		json_t *d;
+
+		if (v >= vm->nr_virtio)
+			break;
+		virtio_net_get_stats(vm->virtio[v].dev, &st);
+		d = json_object();
+		if (!d || !set_u64(d, "rx_packets", st.rx_packets) ||
+		    !set_u64(d, "rx_bytes", st.rx_bytes) ||
+		    !set_u64(d, "rx_dropped", st.rx_dropped) ||
+		    !set_u64(d, "rx_errors", st.rx_errors) ||
+		    !set_u64(d, "tx_packets", st.tx_packets) ||
+		    !set_u64(d, "tx_bytes", st.tx_bytes) ||
+		    !set_u64(d, "tx_dropped", st.tx_dropped) ||
+		    !set_u64(d, "tx_errors", st.tx_errors) ||
+		    json_object_set_new(o, vm->cfg->nets[i].id, d)) {
+			json_decref(d);
+			json_decref(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
 /* Returns the section object, json_null() to leave the section out, or NULL (no memory). */
 typedef json_t *(*metrics_section_fn)(struct api *a, struct vm *vm);
 
@@ -140,9 +175,7 @@ static const struct {
 	const char *name;
 	metrics_section_fn fn;
 } sections[] = {
-    {"api", m_api}, {"vmm", m_vmm}, {"uart", m_uart}, {"block", m_block},
-    /* net: add a row here reading virtio-net's counters per interface id once it keeps
-     * them. */
+    {"api", m_api}, {"vmm", m_vmm}, {"uart", m_uart}, {"block", m_block}, {"net", m_net},
 };
 
 int api_metrics_open(const char *path, char *err, size_t errlen)

@@ -92,6 +92,22 @@ static int kv_unknown_key(const char *opt, const char *key, const char *const *k
 		    keys[0] ? expected : "no keys");
 }
 
+/* Does key i take a list (CLI_KV_CONTINUE: the last key)? */
+static bool kv_is_list(const struct cli_kvlist *kv, unsigned flags, int i)
+{
+	return (flags & CLI_KV_CONTINUE) && i >= 0 && kv->keys[i] && !kv->keys[i + 1];
+}
+
+/* Add ",s" to the value of key i. s lies after that value in kv->buf, so it moves left. */
+static int kv_append(struct cli_kvlist *kv, int i, const char *s)
+{
+	char *end = (char *)kv->vals[i] + strlen(kv->vals[i]);
+
+	*end = ',';
+	memmove(end + 1, s, strlen(s) + 1);
+	return 0;
+}
+
 static int kv_item(struct cli_kvlist *kv, const char *opt, char *item, bool first, unsigned flags,
 		   char *err, size_t errlen)
 {
@@ -101,6 +117,8 @@ static int kv_item(struct cli_kvlist *kv, const char *opt, char *item, bool firs
 	int i;
 
 	if (!eq) {
+		if (!first && kv_is_list(kv, flags, kv->last))
+			return kv_append(kv, kv->last, item);
 		if (!first || !(flags & CLI_KV_BARE))
 			return cli_fail(err, errlen, "%s: '%s' is not key=value", opt, cli_clip(&c, item));
 		kv->bare = item;
@@ -113,11 +131,14 @@ static int kv_item(struct cli_kvlist *kv, const char *opt, char *item, bool firs
 	i = kv_index(kv->keys, item);
 	if (i < 0)
 		return kv_unknown_key(opt, item, kv->keys, err, errlen);
-	if (kv->vals[i])
-		return cli_fail(err, errlen, "%s: '%s' given twice", opt, item);
 	if (!*val)
 		return cli_fail(err, errlen, "%s: '%s' has an empty value", opt, item);
+	if (kv->vals[i] && kv_is_list(kv, flags, i) && kv->last == i)
+		return kv_append(kv, i, val);
+	if (kv->vals[i])
+		return cli_fail(err, errlen, "%s: '%s' given twice", opt, item);
 	kv->vals[i] = val;
+	kv->last = i;
 	return 0;
 }
 
@@ -132,6 +153,7 @@ int cli_kvlist_parse(struct cli_kvlist *kv, const char *opt, const char *s, cons
 
 	memset(kv, 0, sizeof(*kv));
 	kv->keys = keys;
+	kv->last = -1;
 	while (keys[nkeys])
 		nkeys++;
 	if (nkeys > CLI_KV_MAX_KEYS)
@@ -343,7 +365,7 @@ static void dflt_memory(char *buf, size_t len) { cli_format_size(VM_CONFIG_DEFAU
 
 static void dflt_serial(char *buf, size_t len) { snprintf(buf, len, "stdio"); }
 
-static void dflt_disk(char *buf, size_t len) { snprintf(buf, len, "none"); }
+static void dflt_none(char *buf, size_t len) { snprintf(buf, len, "none"); }
 
 static void dflt_rng(char *buf, size_t len) { snprintf(buf, len, "on"); }
 
@@ -411,7 +433,28 @@ static const struct opt opts[] = {
 		"  engine=uring|sync I/O engine [default: io_uring, else sync]\n"
 		"  cache=writeback|unsafe  unsafe ignores the guest's flushes\n"
 		"The image is locked (flock): two VMs cannot use it read-write",
-	.dflt = dflt_disk,
+	.dflt = dflt_none,
+    },
+    {
+	.name = "--net",
+	.metavar = "LIST",
+	.set = cli_set_net,
+	.repeatable = true,
+	.help = "a virtio-net interface (eth0, eth1... in order), up to " STR(VM_CONFIG_MAX_NETS) "; give --net\n"
+		"once per interface. LIST is tap=NAME or user, then key=value pairs:\n"
+		"  tap=NAME          attach an existing TAP device (made beforehand with\n"
+		"                    'ip tuntap add dev NAME mode tap user USER')\n"
+		"  user              user-mode networking (libslirp), no root needed: NAT to\n"
+		"                    the host's network, DHCP gives the guest 10.0.2.15/24,\n"
+		"                    gateway 10.0.2.2 (the host's loopback too), DNS 10.0.2.3\n"
+		"  hostfwd=FWD[,FWD...]  user only: host ports forwarded to the guest, each\n"
+		"                    tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT (or udp:); an empty\n"
+		"                    HOSTADDR listens on every address, GUESTADDR is 10.0.2.15\n"
+		"  mac=MAC           xx:xx:xx:xx:xx:xx [default: made from the id, the same\n"
+		"                    on every run]\n"
+		"  mtu=N             the guest's MTU, 68-65535 (user: 65521) [default: 1500]\n"
+		"  id=NAME           unique name [default: net0, net1...]",
+	.dflt = dflt_none,
     },
     {
 	.name = "--rng",

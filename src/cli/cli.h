@@ -57,12 +57,17 @@ int cli_parse_bool(const char *s, bool *out) __must_check;
  */
 #define CLI_KV_MAX_KEYS 16
 #define CLI_KV_BARE (1u << 0) /* the first item may be a bare word */
+/* The LAST key of `keys` takes a list: an item without '=' right after it continues its value,
+ * and the key given again right after itself adds to it, both joined with ','. So with
+ * "hostfwd" last, "hostfwd=A,B" and "hostfwd=A,hostfwd=B" both give it the value "A,B". */
+#define CLI_KV_CONTINUE (1u << 1)
 
 struct cli_kvlist {
 	char *buf;			   /* owned copy of the list, split in place */
 	const char *const *keys;	   /* the caller's NULL-terminated key names */
 	const char *bare;		   /* the bare first item, or NULL */
 	const char *vals[CLI_KV_MAX_KEYS]; /* vals[i]: the value of keys[i], or NULL if absent */
+	int last;			   /* index of the key of the item before, or -1 */
 };
 
 /* Parse s for option opt (e.g. "--disk", used in messages) accepting the NULL-terminated

@@ -18,8 +18,7 @@ static bool id_char_ok(char ch)
 	       ch == '.' || ch == '_' || ch == '-';
 }
 
-static int check_id(const struct vm_config *c, const char *opt, const char *id, char *err,
-		    size_t errlen)
+int cli_check_id_chars(const char *opt, const char *id, char *err, size_t errlen)
 {
 	struct cli_clip cl;
 
@@ -33,6 +32,16 @@ static int check_id(const struct vm_config *c, const char *opt, const char *id, 
 			    "%s: id '%s' may hold only letters, digits, '.', '_' and '-'", opt,
 			    cli_clip(&cl, id));
 	}
+	return 0;
+}
+
+static int check_id(const struct vm_config *c, const char *opt, const char *id, char *err,
+		    size_t errlen)
+{
+	int ret = cli_check_id_chars(opt, id, err, errlen);
+
+	if (ret)
+		return ret;
 	for (unsigned i = 0; i < c->nr_disks; i++) {
 		if (!strcmp(c->disks[i].id, id))
 			return cli_fail(err, errlen, "%s: duplicate id '%s'", opt, id);
@@ -202,6 +211,7 @@ int cli_check_devices(struct vm_config *c, bool serial_given, char *err, size_t 
 		if (!c->disks[i].id[0])
 			name_disk(c, i);
 	}
+	cli_name_nets(c);
 	/* One terminal, one reader: --console stdio takes stdin. A serial port left at its
 	 * default keeps writing to stdout (kernel messages) but reads nothing. */
 	if (c->console_mode == SERIAL_STDIO && c->serial_mode == SERIAL_STDIO && serial_given)

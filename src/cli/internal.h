@@ -23,6 +23,14 @@ const char *cli_clip(struct cli_clip *b, const char *s);
 int cli_parse_mode(const char *opt, const char *val, enum serial_mode *mode, char **path, char *err,
 		   size_t errlen) __must_check;
 
+/* An id given with id=: at most VM_CONFIG_ID_MAX - 1 bytes of letters, digits, '.', '_', '-'. */
+int cli_check_id_chars(const char *opt, const char *id, char *err, size_t errlen) __must_check;
+
+/* net.c: --net (once per interface); naming the interfaces without an id. */
+int cli_set_net(struct vm_config *c, const char *opt, const char *val, char *err,
+		size_t errlen) __must_check;
+void cli_name_nets(struct vm_config *c);
+
 /* devices.c: --disk (once per disk), --rng, --console. */
 int cli_set_disk(struct vm_config *c, const char *opt, const char *val, char *err,
 		 size_t errlen) __must_check;

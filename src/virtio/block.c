@@ -115,26 +115,6 @@ struct virtio_blk {
 
 static struct virtio_blk *to_blk(struct virtio_dev *d) { return (struct virtio_blk *)d; }
 
-/* Copy the [off, off + len) part of an iovec into dst (capacity >= n). Returns the count. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-			  struct iovec *dst)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= src[i].iov_len) {
-			off -= src[i].iov_len;
-			continue;
-		}
-		size_t take = (size_t)MIN(src[i].iov_len - off, len);
-		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
-		dst[k++].iov_len = take;
-		len -= take;
-		off = 0;
-	}
-	return k;
-}
-
 /* Is [sector, sector + bytes / 512) inside the disk? Overflow-safe. */
 static bool range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
 {

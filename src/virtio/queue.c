@@ -279,19 +279,37 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 
 void vq_push(struct virtq *vq, uint16_t head, uint32_t written)
 {
-	if (!vq_live(vq))
+	struct vring_used_elem e = {.id = head, .len = written};
+
+	vq_push_many(vq, &e, 1);
+}
+
+void vq_push_many(struct virtq *vq, const struct vring_used_elem *elems, unsigned n)
+{
+	if (!vq_live(vq) || n == 0)
 		return;
-	if (head >= vq->size) {
-		log_warn_ratelimited("virtq: push of head %u >= size %u ignored", head, vq->size);
+	if (n > vq->size) {
+		log_warn_ratelimited("virtq: push of %u entries > size %u ignored", n, vq->size);
 		return;
 	}
-	struct vring_used_elem *e = &vq->used->ring[vq->used_idx & (vq->size - 1)];
-	wr32(&e->id, head);
-	wr32(&e->len, written);
+	for (unsigned i = 0; i < n; i++) {
+		if (elems[i].id >= vq->size) {
+			log_warn_ratelimited("virtq: push of head %u >= size %u ignored",
+					     elems[i].id, vq->size);
+			return;
+		}
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct vring_used_elem *e =
+		    &vq->used->ring[(uint16_t)(vq->used_idx + i) & (vq->size - 1)];
+		wr32(&e->id, elems[i].id);
+		wr32(&e->len, elems[i].len);
+	}
 	/* Release: pairs with the driver's virtio_rmb() after it reads used->idx and before it
-	 * reads used ring entries (virtqueue_get_buf_ctx_split). The entry is visible first. */
+	 * reads used ring entries (virtqueue_get_buf_ctx_split). The entries are visible first,
+	 * and all n of them with the one used->idx store. */
 	atomic_thread_fence(memory_order_release);
-	vq->used_idx++;
+	vq->used_idx = (uint16_t)(vq->used_idx + n);
 	wr16(&vq->used->idx, vq->used_idx);
 }
 
@@ -390,4 +408,23 @@ size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const vo
 		offset = 0;
 	}
 	return done;
+}
+
+unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
+		   struct iovec *dst)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= src[i].iov_len) {
+			off -= src[i].iov_len;
+			continue;
+		}
+		size_t take = (size_t)MIN(src[i].iov_len - off, len);
+		dst[k].iov_base = (uint8_t *)src[i].iov_base + off;
+		dst[k++].iov_len = take;
+		len -= take;
+		off = 0;
+	}
+	return k;
 }

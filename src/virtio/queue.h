@@ -117,6 +117,11 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 /* Put a completed chain on the used ring: `written` bytes were written to its writable
  * buffers. No-op on a queue that is not ready or broken, or for head >= size. */
 void vq_push(struct virtq *vq, uint16_t head, uint32_t written);
+/* Put n completed chains ({head, written} each) on the used ring and publish them with one
+ * used->idx store, so the driver sees all of them or none (a mergeable receive buffer
+ * spanning several chains). Nothing is pushed if the queue is not ready, n > size or any
+ * head >= size. */
+void vq_push_many(struct virtq *vq, const struct vring_used_elem *elems, unsigned n);
 
 /* After one or more vq_push: must the driver be interrupted? (EVENT_IDX or the
  * NO_INTERRUPT flag.) With EVENT_IDX, records used_idx as signalled on every call (as vhost
@@ -139,3 +144,7 @@ uint16_t vq_avail_count(const struct virtq *vq);
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
 size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
 		    size_t len);
+/* Point dst (capacity >= n) at the [off, off + len) part of the iovec src[0..n). Returns the
+ * number of iovecs written (fewer bytes than len when src ends first). */
+unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
+		   struct iovec *dst);

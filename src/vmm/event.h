@@ -10,7 +10,7 @@
 
 typedef void (*event_fn)(void *opaque, uint32_t events);
 
-#define EVENT_LOOP_MAX_HANDLERS 64
+#define EVENT_LOOP_MAX_HANDLERS 128
 
 /*
  * Two classes of handler. A device handler (event_add: queue kicks, I/O completions, TAP,

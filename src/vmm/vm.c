@@ -18,6 +18,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
 #include "util/log.h"
+#include "virtio/net.h"
 #include "vmm/console.h"
 
 /* Where KVM puts the real-mode TSS and identity page it needs on Intel (3 pages below
@@ -169,21 +170,26 @@ static int setup_pci(struct vm *vm, char *err, size_t errlen)
 }
 
 /* Virtio devices on PCI, after the bus exists and before ACPI: disks in --disk order (so the
- * guest sees vda, vdb... in that order), then rng, then the console. */
+ * guest sees vda, vdb... in that order), then network interfaces in --net order (eth0...),
+ * then rng, then the console. */
 static int setup_virtio_devices(struct vm *vm, char *err, size_t errlen)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct virtio_env env = { .mem = &vm->mem, .ev = &vm->ev };
+	unsigned nets = cfg->nr_disks + cfg->nr_nets;
 	int ret;
 
-	for (unsigned i = 0; i <= cfg->nr_disks + 1; i++) {
+	for (unsigned i = 0; i <= nets + 1; i++) {
 		struct vm_virtio *v = &vm->virtio[vm->nr_virtio];
 
 		v->fd = -1;
 		v->dev = NULL;
 		if (i < cfg->nr_disks) {
 			ret = virtio_blk_create(&env, &cfg->disks[i], &v->dev, err, errlen);
-		} else if (i == cfg->nr_disks) {
+		} else if (i < nets) {
+			ret = virtio_net_create(&env, &cfg->nets[i - cfg->nr_disks], &v->dev, err,
+						errlen);
+		} else if (i == nets) {
 			if (!cfg->rng)
 				continue;
 			ret = virtio_rng_create(&env, &v->dev, err, errlen);

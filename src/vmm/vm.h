@@ -22,8 +22,9 @@
 
 struct vm;
 
-/* Virtio devices: disks in --disk order, then rng, then console. */
-#define VM_MAX_VIRTIO (VM_CONFIG_MAX_DISKS + 2)
+/* Virtio devices: disks in --disk order, then network interfaces in --net order, then rng,
+ * then console. */
+#define VM_MAX_VIRTIO (VM_CONFIG_MAX_DISKS + VM_CONFIG_MAX_NETS + 2)
 
 struct vm_virtio {
 	struct virtio_dev *dev;

@@ -593,6 +593,9 @@ static void test_help(void **state)
 	    "engine=uring|sync",
 	    "cache=writeback|unsafe",
 	    "[default: none]",
+	    "--net LIST",
+	    "tap=NAME",
+	    "hostfwd=FWD",
 	    "--rng on|off",
 	    "[default: on]",
 	    "--console MODE",
@@ -620,7 +623,7 @@ static void test_help(void **state)
 		vm_config_free(&cfg);
 		options++;
 	}
-	assert_int_equal(options, 9); /* plus "-h, --help", which the loop skips */
+	assert_int_equal(options, 10); /* plus "-h, --help", which the loop skips */
 	/* The memory default printed is the real default. */
 	uint64_t v;
 	assert_int_equal(cli_parse_size("512M", 0, &v), 0);

@@ -1,0 +1,81 @@
+/* net.h: network backends of virtio-net: a TAP device, any packet fd (tests, bench), libslirp.
+ *
+ * Every frame crossing this interface starts with the 12-byte virtio_net_hdr_v1 (offload
+ * hints, see virtio/net.h), in both directions:
+ *
+ *   guest --TX--> device --send(iov: hdr + frame)--> backend --> TAP fd / slirp_input()
+ *   guest <--RX-- device <--recv(buf: hdr + frame)-- backend <-- TAP fd / slirp's queue
+ *
+ * Threads: a backend's fds live in the event loop. When its fd has frames (rx) or room again
+ * after a send returned -EAGAIN (tx), the backend calls be->ready() from the event-loop thread
+ * without any device lock held. The device calls recv/send/set_poll with its lock held, on the
+ * event-loop thread; set_offload and set_poll also on a vCPU thread (activate, reset). No
+ * backend calls ready() from inside recv or send.
+ */
+#pragma once
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "config.h"
+#include "util/compiler.h"
+#include "vmm/event.h"
+
+#define NET_HDR_LEN 12				/* struct virtio_net_hdr_v1 */
+#define NET_MAX_FRAME 65550			/* 64 KiB IP packet + Ethernet and VLAN headers */
+#define NET_MAX_PACKET (NET_HDR_LEN + NET_MAX_FRAME) /* 65562: one frame with its header */
+
+struct net_backend;
+
+struct net_backend_ops {
+	const char *kind; /* "tap", "fd", "user": for logs */
+	/* Read one frame, header first, into buf (len >= NET_MAX_PACKET). Returns its length,
+	 * -EAGAIN when none is waiting, or another -errno. */
+	ssize_t (*recv)(struct net_backend *b, void *buf, size_t len);
+	/* Send one frame of len bytes given as iov, header first. Returns 0 (sent, or dropped by
+	 * the host as a network may drop), -EAGAIN (no room: the caller keeps the frame and asks
+	 * for tx readiness), or another -errno (not sent). */
+	int (*send)(struct net_backend *b, const struct iovec *iov, unsigned n, size_t len);
+	/* Offloads the host may put on frames it hands to recv (TUN_F_* bits). Optional. */
+	int (*set_offload)(struct net_backend *b, unsigned tun_flags);
+	/* Which readiness to report through ready(): rx (frames to read), tx (room again). */
+	void (*set_poll)(struct net_backend *b, bool rx, bool tx);
+	void (*destroy)(struct net_backend *b);
+};
+
+struct net_backend {
+	const struct net_backend_ops *ops;
+	bool offloads;		/* frames may carry checksum and segmentation offloads */
+	struct event_loop *ev;
+	/* Set by the device: readiness (event-loop thread, no device lock held). */
+	void (*ready)(void *opaque, bool rx, bool tx);
+	void *opaque;
+	_Atomic uint64_t rx_dropped; /* frames for the guest the backend had to drop */
+	char name[VM_CONFIG_ID_MAX]; /* "tap 'tap0'", "user", for logs */
+};
+
+/* Attach the existing TAP device `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, 12-byte vnet
+ * header, no offloads until set_offload). The fd is registered in ev with no events until
+ * set_poll. On error a one-line message in err (missing device, not a TAP, EPERM, busy). */
+int net_tap_open(const char *name, struct event_loop *ev, struct net_backend **out, char *err,
+		 size_t errlen) __must_check;
+/* The same on any fd that carries one frame (header first) per read and write, such as a
+ * SOCK_SEQPACKET socketpair: tests and benchmarks. Takes ownership of fd. set_offload is a
+ * no-op unless fd is a TAP (is_tap). */
+int net_fd_backend_create(int fd, bool is_tap, struct event_loop *ev,
+			  struct net_backend **out) __must_check;
+/* User-mode networking (libslirp): NAT, DHCP and DNS on 10.0.2.0/24 (gateway 10.0.2.2, DNS
+ * 10.0.2.3, guest 10.0.2.15), cfg->hostfwd forwards listening on the host, slirp's sockets
+ * and timers in ev. On error (a forward's port in use...) a one-line message in err. */
+int net_slirp_create(const struct net_config *cfg, struct event_loop *ev,
+		     struct net_backend **out, char *err, size_t errlen) __must_check;
+
+static inline void net_backend_destroy(struct net_backend *b)
+{
+	if (b)
+		b->ops->destroy(b);
+}

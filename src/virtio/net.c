@@ -1,0 +1,592 @@
+/* net.c: virtio-net: receive and transmit queues over a network backend (TAP, user mode). */
+#include "virtio/net.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+
+#define NET_QUEUE_SIZE 256
+#define NET_RXQ 0
+#define NET_TXQ 1
+#define NET_IOV_CAP 64	   /* buffers per chain we map (Linux uses at most MAX_SKB_FRAGS + 2) */
+#define NET_RX_STASH 64	   /* receive chains held for one frame (MRG_RXBUF) */
+#define NET_RX_BUDGET 256  /* frames per event, then other event sources get a turn */
+#define NET_TX_BUDGET 256  /* frames per kick, then the queue kicks itself */
+#define NET_ETH_HLEN 14
+
+/*
+ * Receive. A frame read from the backend waits in rx_frame until the guest has room for all
+ * of it; the backend is not polled meanwhile (the TAP's kernel queue holds the rest, slirp
+ * stops reading its sockets), and the guest's next receive-queue kick resumes it. Nothing is
+ * dropped because the ring is full.
+ * Chains popped for a frame are held in a small ring (stash) until used: with MRG_RXBUF a
+ * frame may need several, and the last ones may arrive only after a kick.
+ */
+struct rx_chain {
+	uint16_t head;
+	unsigned n;   /* writable iovecs */
+	uint32_t len; /* writable bytes */
+	struct iovec iov[NET_IOV_CAP];
+};
+
+struct virtio_net {
+	struct virtio_dev vdev; /* first: the device core's view */
+	struct net_backend *be;
+	uint8_t mac[6];
+	unsigned mtu;
+	bool poll_rx, poll_tx; /* what the backend was last asked to report */
+
+	uint8_t *rx_frame; /* NET_MAX_PACKET bytes: header + frame */
+	size_t rx_len;	   /* 0: no frame waiting */
+	struct rx_chain *stash;
+	unsigned stash_first, stash_n;
+	uint64_t stash_bytes;
+
+	bool tx_waiting; /* tx_hdr + tx_iov wait for the backend (it said -EAGAIN) */
+	uint16_t tx_head;
+	size_t tx_len;
+	unsigned tx_n;
+	struct virtio_net_hdr_v1 tx_hdr; /* the guest's header, copied once and checked */
+	struct iovec tx_chain[NET_IOV_CAP];
+	struct iovec tx_iov[NET_IOV_CAP + 1];
+
+	struct virtio_net_stats stats;
+};
+
+static struct virtio_net *to_net(struct virtio_dev *d) { return (struct virtio_net *)d; }
+
+/* ---- pure helpers ------------------------------------------------------------------------- */
+
+uint64_t virtio_net_features(bool offloads, unsigned mtu)
+{
+	uint64_t f = BIT_ULL(VIRTIO_NET_F_MAC) | BIT_ULL(VIRTIO_NET_F_STATUS) |
+		     BIT_ULL(VIRTIO_NET_F_MRG_RXBUF) | BIT_ULL(VIRTIO_RING_F_EVENT_IDX) |
+		     BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC);
+
+	if (mtu)
+		f |= BIT_ULL(VIRTIO_NET_F_MTU);
+	if (offloads)
+		f |= BIT_ULL(VIRTIO_NET_F_CSUM) | BIT_ULL(VIRTIO_NET_F_GUEST_CSUM) |
+		     BIT_ULL(VIRTIO_NET_F_GUEST_TSO4) | BIT_ULL(VIRTIO_NET_F_GUEST_TSO6) |
+		     BIT_ULL(VIRTIO_NET_F_HOST_TSO4) | BIT_ULL(VIRTIO_NET_F_HOST_TSO6);
+	return f;
+}
+
+static bool has(uint64_t features, unsigned bit) { return features & BIT_ULL(bit); }
+
+unsigned virtio_net_tun_offload(uint64_t f)
+{
+	unsigned t;
+
+	if (!has(f, VIRTIO_NET_F_GUEST_CSUM))
+		return 0;
+	t = TUN_F_CSUM;
+	if (has(f, VIRTIO_NET_F_GUEST_TSO4))
+		t |= TUN_F_TSO4;
+	if (has(f, VIRTIO_NET_F_GUEST_TSO6))
+		t |= TUN_F_TSO6;
+	if (has(f, VIRTIO_NET_F_GUEST_ECN) && (t & (TUN_F_TSO4 | TUN_F_TSO6)))
+		t |= TUN_F_TSO_ECN;
+	if (has(f, VIRTIO_NET_F_GUEST_UFO))
+		t |= TUN_F_UFO;
+	return t;
+}
+
+/* Is a GSO type allowed by the features (tso4, tso6, ecn, ufo: the bits to look at)? */
+static bool gso_ok(uint8_t gso_type, uint64_t f, unsigned tso4, unsigned tso6, unsigned ecn,
+		   unsigned ufo)
+{
+	if ((gso_type & VIRTIO_NET_HDR_GSO_ECN) && !has(f, ecn))
+		return false;
+	switch (gso_type & ~VIRTIO_NET_HDR_GSO_ECN) {
+	case VIRTIO_NET_HDR_GSO_NONE:
+		return !(gso_type & VIRTIO_NET_HDR_GSO_ECN);
+	case VIRTIO_NET_HDR_GSO_TCPV4:
+		return has(f, tso4);
+	case VIRTIO_NET_HDR_GSO_TCPV6:
+		return has(f, tso6);
+	case VIRTIO_NET_HDR_GSO_UDP:
+		return has(f, ufo);
+	default:
+		return false;
+	}
+}
+
+int virtio_net_check_tx_hdr(const struct virtio_net_hdr_v1 *h, uint64_t frame_len,
+			    uint64_t f, const char **why)
+{
+	uint32_t csum_start = le16toh(h->csum_start), csum_offset = le16toh(h->csum_offset);
+
+	if (frame_len < NET_ETH_HLEN)
+		*why = "frame shorter than an Ethernet header";
+	else if (frame_len > NET_MAX_FRAME)
+		*why = "frame longer than 65550 bytes";
+	else if (h->flags & ~VIRTIO_NET_HDR_F_NEEDS_CSUM)
+		*why = "header flags other than NEEDS_CSUM";
+	else if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) && !has(f, VIRTIO_NET_F_CSUM))
+		*why = "NEEDS_CSUM without the CSUM feature";
+	else if ((h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) &&
+		 csum_start + csum_offset + 2 > frame_len)
+		*why = "checksum field outside the frame";
+	else if (!gso_ok(h->gso_type, f, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6,
+			 VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_UFO))
+		*why = "GSO type not negotiated";
+	else if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE &&
+		 !(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM))
+		*why = "GSO without NEEDS_CSUM";
+	else if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE &&
+		 (!h->gso_size || le16toh(h->hdr_len) > frame_len))
+		*why = "GSO with a zero segment size or a header length past the frame";
+	else
+		return 0;
+	return -EINVAL;
+}
+
+int virtio_net_fix_rx_hdr(struct virtio_net_hdr_v1 *h, uint64_t f)
+{
+	h->num_buffers = 0;
+	if (!has(f, VIRTIO_NET_F_GUEST_CSUM)) {
+		/* A frame with a partial checksum cannot go to this driver; DATA_VALID is only a
+		 * hint and must be 0 without GUEST_CSUM (5.1.6.4). */
+		if (h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+			return -EINVAL;
+		h->flags = 0;
+	}
+	h->flags &= VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID;
+	if (!gso_ok(h->gso_type, f, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+		    VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_GUEST_UFO))
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- backend polling ---------------------------------------------------------------------- */
+
+static void set_poll(struct virtio_net *n, bool rx, bool tx)
+{
+	if (n->poll_rx == rx && n->poll_tx == tx)
+		return;
+	n->poll_rx = rx;
+	n->poll_tx = tx;
+	n->be->ops->set_poll(n->be, rx, tx);
+}
+
+/* ---- receive ------------------------------------------------------------------------------ */
+
+static struct rx_chain *stash_at(struct virtio_net *n, unsigned i)
+{
+	return &n->stash[(n->stash_first + i) % NET_RX_STASH];
+}
+
+/* Pop receive chains until the stash holds `need` bytes (MRG_RXBUF) or one chain. Returns 1
+ * when it does, 0 when the ring ran dry (notifications are on), -EIO when the ring is broken
+ * (the device went NEEDS_RESET). *pushed is set if a chain was returned unused. */
+static int stash_fill(struct virtio_net *n, uint64_t need, bool mrg, bool *pushed)
+{
+	struct virtq *vq = &n->vdev.queues[NET_RXQ].vq;
+	struct vq_chain ch;
+	int ret;
+
+	while (mrg ? n->stash_bytes < need : n->stash_n == 0) {
+		if (n->stash_n == NET_RX_STASH)
+			return 1; /* as much as we hold: the caller sees it is not enough */
+		struct rx_chain *c = stash_at(n, n->stash_n);
+
+		ret = vq_pop(vq, &ch, c->iov, NET_IOV_CAP);
+		if (ret == 0) {
+			if (vq_enable_notify(vq))
+				continue; /* buffers arrived meanwhile */
+			return 0;
+		}
+		if (ret == -E2BIG) { /* more buffers than we map: give it back empty */
+			vq_push(vq, ch.head, 0);
+			*pushed = true;
+			continue;
+		}
+		if (ret < 0) {
+			virtio_dev_needs_reset(&n->vdev, "malformed receive ring (%s)",
+					       strerror(-ret));
+			return -EIO;
+		}
+		if (ch.n_out || ch.in_len < NET_HDR_LEN) {
+			virtio_dev_needs_reset(&n->vdev,
+					       "receive chain %u: %s", ch.head,
+					       ch.n_out ? "has device-readable buffers"
+							: "smaller than the 12-byte header");
+			return -EIO;
+		}
+		c->head = ch.head;
+		c->n = ch.n_in;
+		c->len = (uint32_t)ch.in_len;
+		n->stash_n++;
+		n->stash_bytes += ch.in_len;
+	}
+	return 1;
+}
+
+/* Give the waiting frame to the guest. Returns 1 (given or dropped: next frame), 0 (no room:
+ * wait for a kick) or -EIO (ring broken). */
+static int rx_deliver(struct virtio_net *n, bool *pushed)
+{
+	struct virtq *vq = &n->vdev.queues[NET_RXQ].vq;
+	bool mrg = virtio_dev_has_feature(&n->vdev, VIRTIO_NET_F_MRG_RXBUF);
+	struct vring_used_elem used[NET_RX_STASH];
+	struct virtio_net_hdr_v1 *h = (struct virtio_net_hdr_v1 *)n->rx_frame;
+	uint64_t need = n->rx_len, off = 0;
+	unsigned k = 0;
+	int ret;
+
+	ret = stash_fill(n, need, mrg, pushed);
+	if (ret <= 0)
+		return ret;
+	if (mrg ? n->stash_bytes < need : stash_at(n, 0)->len < need) {
+		/* The guest's buffers cannot hold this frame (no MRG_RXBUF and buffers sized for
+		 * a smaller MTU, or tiny mergeable buffers): drop it, keep the buffers. */
+		n->stats.rx_dropped++;
+		log_warn_ratelimited("%s: %zu-byte frame does not fit the guest's receive buffers: "
+				     "dropped",
+				     n->vdev.id, n->rx_len - NET_HDR_LEN);
+		n->rx_len = 0;
+		return 1;
+	}
+	for (uint64_t left = need; left; k++) {
+		uint32_t take = (uint32_t)MIN((uint64_t)stash_at(n, k)->len, left);
+
+		used[k].id = stash_at(n, k)->head;
+		used[k].len = take;
+		left -= take;
+	}
+	h->num_buffers = htole16((uint16_t)k);
+	for (unsigned i = 0; i < k; i++) {
+		struct rx_chain *c = stash_at(n, i);
+
+		iov_from_buf(c->iov, c->n, 0, n->rx_frame + off, used[i].len);
+		off += used[i].len;
+		n->stash_bytes -= c->len;
+	}
+	n->stash_first = (n->stash_first + k) % NET_RX_STASH;
+	n->stash_n -= k;
+	vq_push_many(vq, used, k);
+	*pushed = true;
+	n->stats.rx_packets++;
+	n->stats.rx_bytes += need - NET_HDR_LEN;
+	n->rx_len = 0;
+	return 1;
+}
+
+/* Read frames from the backend and give them to the guest (lock held). */
+static void net_rx(struct virtio_net *n)
+{
+	bool pushed = false;
+	int ret = 1;
+
+	if (!virtio_queue_ready(&n->vdev, NET_RXQ)) {
+		set_poll(n, false, n->poll_tx); /* activate or the next kick resumes */
+		return;
+	}
+	for (unsigned budget = NET_RX_BUDGET; budget; budget--) {
+		if (!n->rx_len) {
+			ssize_t r = n->be->ops->recv(n->be, n->rx_frame, NET_MAX_PACKET);
+
+			if (r == -EAGAIN || r == -EINTR)
+				break;
+			if (r < 0) {
+				n->stats.rx_errors++;
+				log_warn_ratelimited("%s: %s: read: %s", n->vdev.id, n->be->name,
+						     strerror((int)-r));
+				break;
+			}
+			if (r < NET_HDR_LEN + NET_ETH_HLEN ||
+			    virtio_net_fix_rx_hdr((struct virtio_net_hdr_v1 *)n->rx_frame,
+						  n->vdev.driver_features)) {
+				n->stats.rx_dropped++;
+				continue;
+			}
+			n->rx_len = (size_t)r;
+		}
+		ret = rx_deliver(n, &pushed);
+		if (ret <= 0)
+			break;
+	}
+	/* Poll the backend again only when no frame waits for room. */
+	set_poll(n, ret > 0 && !n->rx_len, n->poll_tx);
+	if (pushed)
+		virtio_queue_interrupt(&n->vdev, NET_RXQ);
+}
+
+/* ---- transmit ----------------------------------------------------------------------------- */
+
+/* Send the frame in tx_iov. Returns 0 (done with it), -EAGAIN (keep it, wait for room). */
+static int tx_send(struct virtio_net *n)
+{
+	int r = n->be->ops->send(n->be, n->tx_iov, n->tx_n, n->tx_len);
+
+	if (r == -EAGAIN)
+		return r;
+	if (r < 0) {
+		n->stats.tx_errors++;
+		log_warn_ratelimited("%s: %s: write: %s", n->vdev.id, n->be->name, strerror(-r));
+	} else {
+		n->stats.tx_packets++;
+		n->stats.tx_bytes += n->tx_len - NET_HDR_LEN;
+	}
+	vq_push(&n->vdev.queues[NET_TXQ].vq, n->tx_head, 0);
+	return 0;
+}
+
+/* Check a popped chain and point tx_iov at it (our copy of the header, then the frame).
+ * Returns 0, or -EINVAL when the frame is dropped. */
+static int tx_prepare(struct virtio_net *n, const struct vq_chain *ch)
+{
+	const char *why;
+
+	if (ch->out_len < NET_HDR_LEN) {
+		why = "shorter than the 12-byte header";
+	} else {
+		iov_to_buf(n->tx_chain, ch->n_out, 0, &n->tx_hdr, NET_HDR_LEN);
+		if (!virtio_net_check_tx_hdr(&n->tx_hdr, ch->out_len - NET_HDR_LEN,
+					     n->vdev.driver_features, &why)) {
+			n->tx_iov[0].iov_base = &n->tx_hdr;
+			n->tx_iov[0].iov_len = NET_HDR_LEN;
+			n->tx_n = 1 + iov_slice(n->tx_chain, ch->n_out, NET_HDR_LEN,
+						ch->out_len - NET_HDR_LEN, n->tx_iov + 1);
+			n->tx_len = (size_t)ch->out_len;
+			n->tx_head = ch->head;
+			return 0;
+		}
+	}
+	n->stats.tx_dropped++;
+	log_warn_ratelimited("%s: transmit chain %u: %s: dropped", n->vdev.id, ch->head, why);
+	return -EINVAL;
+}
+
+static void net_tx(struct virtio_net *n)
+{
+	struct virtq *vq = &n->vdev.queues[NET_TXQ].vq;
+	unsigned done = 0;
+	struct vq_chain ch;
+	int ret;
+
+	if (n->tx_waiting)
+		return; /* the backend's tx readiness resumes us */
+	do {
+		while (done < NET_TX_BUDGET) {
+			ret = vq_pop(vq, &ch, n->tx_chain, NET_IOV_CAP);
+			if (ret == 0)
+				break;
+			done++;
+			if (ret == -E2BIG) {
+				n->stats.tx_dropped++;
+				vq_push(vq, ch.head, 0);
+				continue;
+			}
+			if (ret < 0) {
+				virtio_dev_needs_reset(&n->vdev, "malformed transmit ring (%s)",
+						       strerror(-ret));
+				goto out;
+			}
+			if (tx_prepare(n, &ch)) {
+				vq_push(vq, ch.head, 0);
+				continue;
+			}
+			if (tx_send(n) == -EAGAIN) {
+				n->tx_waiting = true;
+				set_poll(n, n->poll_rx, true);
+				goto out;
+			}
+		}
+		if (done >= NET_TX_BUDGET) {
+			/* Yield: other devices and the receive side run before the rest. */
+			virtio_dev_kick(&n->vdev, NET_TXQ);
+			break;
+		}
+	} while (vq_enable_notify(vq));
+out:
+	virtio_queue_interrupt(&n->vdev, NET_TXQ);
+}
+
+/* The backend has room again for the frame that waits. */
+static void net_tx_resume(struct virtio_net *n)
+{
+	if (!n->tx_waiting)
+		return;
+	if (tx_send(n) == -EAGAIN)
+		return;
+	n->tx_waiting = false;
+	set_poll(n, n->poll_rx, false);
+	net_tx(n);
+}
+
+/* ---- device ops ------------------------------------------------------------------------------ */
+
+/* Backend readiness (event-loop thread, lock not held). */
+static void net_backend_ready(void *opaque, bool rx, bool tx)
+{
+	struct virtio_net *n = opaque;
+
+	pthread_mutex_lock(&n->vdev.lock);
+	if (n->vdev.status & VIRTIO_STATUS_DRIVER_OK &&
+	    !(n->vdev.status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED))) {
+		if (tx && virtio_queue_ready(&n->vdev, NET_TXQ))
+			net_tx_resume(n);
+		if (rx)
+			net_rx(n);
+	} else {
+		set_poll(n, false, false);
+	}
+	pthread_mutex_unlock(&n->vdev.lock);
+}
+
+static void net_queue_notify(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_net *n = to_net(d);
+
+	if (q == NET_TXQ)
+		net_tx(n);
+	else if (q == NET_RXQ)
+		net_rx(n);
+}
+
+static int net_activate(struct virtio_dev *d)
+{
+	struct virtio_net *n = to_net(d);
+	int ret = 0;
+
+	if (n->be->ops->set_offload)
+		ret = n->be->ops->set_offload(n->be, virtio_net_tun_offload(d->driver_features));
+	if (ret) {
+		log_err("%s: %s: TUNSETOFFLOAD: %s", d->id, n->be->name, strerror(-ret));
+		return ret;
+	}
+	/* The core kicks both queues next: the receive kick starts polling the backend. */
+	return 0;
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct virtio_net *n = to_net(d);
+
+	set_poll(n, false, false);
+	n->rx_len = 0; /* the frame is lost with the link, as on real hardware */
+	n->stash_first = n->stash_n = 0;
+	n->stash_bytes = 0;
+	n->tx_waiting = false;
+	if (n->be->ops->set_offload)
+		(void)n->be->ops->set_offload(n->be, 0);
+}
+
+static void net_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
+{
+	struct virtio_net *n = to_net(d);
+	struct virtio_net_config cfg = {
+	    .status = htole16(VIRTIO_NET_S_LINK_UP),
+	    .max_virtqueue_pairs = htole16(1),
+	    .mtu = htole16((uint16_t)(n->mtu ? n->mtu : VM_CONFIG_DEFAULT_MTU)),
+	};
+
+	memcpy(cfg.mac, n->mac, sizeof(cfg.mac));
+	memcpy(buf, (uint8_t *)&cfg + off, len);
+}
+
+static void net_destroy(struct virtio_dev *d)
+{
+	struct virtio_net *n = to_net(d);
+
+	net_backend_destroy(n->be);
+	free(n->rx_frame);
+	free(n->stash);
+	virtio_dev_cleanup(d);
+	free(n);
+}
+
+static const struct virtio_dev_ops net_ops = {
+    .name = "virtio-net",
+    .type = VIRTIO_ID_NET,
+    .pci_class = 0x020000, /* network controller, Ethernet */
+    .config_read = net_config_read,
+    .queue_notify = net_queue_notify,
+    .activate = net_activate,
+    .reset = net_reset,
+    .destroy = net_destroy,
+};
+
+int virtio_net_create_with(const struct virtio_env *env, const struct net_config *cfg,
+			   struct net_backend *be, struct virtio_dev **out, char *err,
+			   size_t errlen)
+{
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	int ret;
+
+	if (n) {
+		n->rx_frame = malloc(NET_MAX_PACKET);
+		n->stash = calloc(NET_RX_STASH, sizeof(*n->stash));
+	}
+	if (!n || !n->rx_frame || !n->stash) {
+		snprintf(err, errlen, "net '%s': out of memory", cfg->id);
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = virtio_dev_init(&n->vdev, &net_ops, cfg->id, env,
+			      virtio_net_features(be->offloads, cfg->mtu), 2, NET_QUEUE_SIZE,
+			      sizeof(struct virtio_net_config));
+	if (ret) {
+		snprintf(err, errlen, "net '%s': %s", cfg->id, strerror(-ret));
+		goto fail;
+	}
+	n->be = be;
+	n->mtu = cfg->mtu;
+	if (cfg->mac_set)
+		memcpy(n->mac, cfg->mac, sizeof(n->mac));
+	else
+		vm_config_default_mac(cfg->id, n->mac);
+	be->ready = net_backend_ready;
+	be->opaque = n;
+	*out = &n->vdev;
+	return 0;
+
+fail:
+	net_backend_destroy(be);
+	if (n) {
+		free(n->rx_frame);
+		free(n->stash);
+	}
+	free(n);
+	return ret;
+}
+
+int virtio_net_create(const struct virtio_env *env, const struct net_config *cfg,
+		      struct virtio_dev **out, char *err, size_t errlen)
+{
+	struct net_backend *be = NULL;
+	char why[256];
+	int ret;
+
+	if (cfg->tap)
+		ret = net_tap_open(cfg->tap, env->ev, &be, why, sizeof(why));
+	else
+		ret = net_slirp_create(cfg, env->ev, &be, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "net '%s': %s", cfg->id, why);
+		return ret;
+	}
+	return virtio_net_create_with(env, cfg, be, out, err, errlen);
+}
+
+void virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *st)
+{
+	struct virtio_net *n = to_net(d);
+
+	pthread_mutex_lock(&d->lock);
+	*st = n->stats;
+	st->rx_dropped += atomic_load(&n->be->rx_dropped);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_net_get_mac(const struct virtio_dev *d, uint8_t mac[6])
+{
+	memcpy(mac, ((const struct virtio_net *)d)->mac, 6);
+}
