@@ -84,6 +84,16 @@ void x86_cpuid_patch(struct kvm_cpuid2 *c, unsigned apic_id, unsigned nr_cpus)
 	}
 }
 
+void x86_cpuid_mask_hypercall_features(struct kvm_cpuid2 *c)
+{
+	for (uint32_t i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+		/* KVM_CPUID_FEATURES; the base may be moved up in 0x100 steps */
+		if ((e->function & 0xffff00ffu) == 0x40000001u && e->function <= 0x40000f01u)
+			e->eax &= ~KVM_PV_HYPERCALL_FEATURES;
+	}
+}
+
 int x86_cpuid_setup(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned apic_id,
 		    unsigned nr_cpus)
 {
