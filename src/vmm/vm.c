@@ -268,9 +268,33 @@ static int setup_memory(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A PVM-backed /dev/kvm (module kvm_pvm) runs guests that are not PVM-aware by emulating their
+ * kernel. It cannot complete a hypercall: with KVM's "fix hypercall instruction" quirk the vCPU
+ * re-executes VMCALL/VMMCALL forever, without it the guest gets #UD. So: hide the paravirt
+ * features that are used through hypercalls (the guest falls back to APIC IPIs and HLT), and
+ * turn the quirk off so that a stray hypercall is a visible guest #UD, not a silent hang.
+ */
+static bool host_is_pvm(void) { return access("/sys/module/kvm_pvm", F_OK) == 0; }
+
+static void pvm_host_setup(struct vm *vm)
+{
+	x86_cpuid_mask_hypercall_features(vm->cpuid);
+	int quirks = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2);
+	if (quirks > 0 && (quirks & KVM_X86_QUIRK_FIX_HYPERCALL_INSN)) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_DISABLE_QUIRKS2,
+					      .args[0] = KVM_X86_QUIRK_FIX_HYPERCALL_INSN };
+		if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0)
+			log_warn("PVM host: cannot disable the hypercall-fix quirk: %s",
+				 strerror(errno));
+	}
+	log_once(LOG_INFO, "PVM host: hypercall paravirt features hidden from the guest");
+}
+
 static int open_kvm(struct vm *vm, char *err, size_t errlen)
 {
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	vm->host_pvm = host_is_pvm();
 	if (vm->kvm_fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
@@ -350,9 +374,13 @@ static int create_vm_fd(struct vm *vm, char *err, size_t errlen)
 		return ret;
 	}
 	ret = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
-	if (ret)
+	if (ret) {
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
-	return ret;
+		return ret;
+	}
+	if (vm->host_pvm)
+		pvm_host_setup(vm);
+	return 0;
 }
 
 static int setup_signals_and_loop(struct vm *vm, char *err, size_t errlen)

@@ -50,6 +50,7 @@ struct vm {
 	int vm_fd;
 	int run_size; /* mmap size of struct kvm_run */
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, patched per vCPU */
+	bool host_pvm;		  /* /dev/kvm is PVM-backed: see docs/design.md, "PVM host" */
 
 	struct guest_mem mem;
 	struct bus pio;
