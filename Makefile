@@ -9,7 +9,7 @@ KILN        := $(BUILD)/kiln
 RUN_CMDLINE ?= console=ttyS0 reboot=k panic=-1 $(shell cat guest/cmdline-extra 2>/dev/null)
 RUN_ARGS    ?= --cpus 2 --memory 256M
 
-.PHONY: all deps build guest run check check-fast check-e2e check-e2e-extra unit asan fuzz clean bench
+.PHONY: all deps build guest run check check-fast check-e2e unit asan fuzz clean bench
 
 all: build
 
@@ -24,6 +24,7 @@ build: deps $(BUILD)/build.ninja
 
 guest: deps
 	guest/build.sh $(GUEST_DIR)
+	guest/build-kernel.sh $(GUEST_DIR)
 
 # Install dependencies, build kiln and the default guest, boot it with the shell on this terminal.
 run: build guest
@@ -43,13 +44,9 @@ bench: build
 	bench/deps.sh
 	KILN=$(KILN) BENCH_OUT=$(BUILD)/bench BENCH_GUEST_DIR=$(GUEST_DIR) bench/run.sh
 
-# The real-guest tier (Linux boot test), not yet in `make check`: see docs/design.md.
-check-e2e: deps
-	KILN_E2E=1 tests/run.sh all
-
-# Real-guest tests for virtio devices and the API, not yet in `make check` (see tests/e2e).
-check-e2e-extra: build guest
-	meson test -C $(BUILD) --suite e2e-extra --num-processes 1 --print-errorlogs
+# The real-guest tier only (Linux boots, one at a time; see tests/e2e).
+check-e2e: build guest
+	meson test -C $(BUILD) --suite e2e --num-processes 1 --print-errorlogs
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

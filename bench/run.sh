@@ -15,6 +15,9 @@
 #   BENCH_LINUX=1           also boot the default guest (minutes per boot on slow hosts)
 #   BENCH_LINUX_RUNS [1]  BENCH_LINUX_TIMEOUT seconds [3600]  BENCH_GUEST_DIR [build/guest]
 #   BENCH_LINUX_CPUS        vCPUs of the Linux guest [2, as `make run` and the e2e tests]
+#   BENCH_BLK               the in-process virtio-blk benchmark [bench/blk in kiln's build dir];
+#                           "off" leaves it out
+#   BENCH_BLK_FILE [BENCH_OUT/blk.img]  BENCH_BLK_MIB [1024]  BENCH_BLK_SECONDS per run [1]
 #   BENCH_NOTE              a line for the results header (e.g. "host shared, under load")
 #   BENCH_RESULTS           where the table goes [bench/results.md]
 set -euo pipefail
@@ -33,6 +36,10 @@ linux_runs=${BENCH_LINUX_RUNS:-1}
 linux_timeout=${BENCH_LINUX_TIMEOUT:-3600}
 guest_dir=${BENCH_GUEST_DIR:-$root/build/guest}
 results=${BENCH_RESULTS:-$here/results.md}
+blk=${BENCH_BLK:-$(dirname "$kiln")/bench/blk}
+blk_file=${BENCH_BLK_FILE:-$out/blk.img}
+blk_mib=${BENCH_BLK_MIB:-1024}
+blk_s=${BENCH_BLK_SECONDS:-1}
 mem_mib=128       # tiny-image VMs: 128 MiB, 1 vCPU
 linux_mem_mib=256 # the default guest, as `make run` boots it
 linux_cpus=${BENCH_LINUX_CPUS:-2}
@@ -40,7 +47,7 @@ linux_cpus=${BENCH_LINUX_CPUS:-2}
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$kiln" ] || die "no kiln at $kiln (run 'make build' or set KILN)"
 [ -r /dev/kvm ] || die "/dev/kvm is not there: nothing can be measured"
-for n in "$runs" "$exit_runs" "$exit_bytes" "$density_max" "$linux_runs" "$linux_cpus"; do
+for n in "$runs" "$exit_runs" "$exit_bytes" "$density_max" "$linux_runs" "$linux_cpus" "$blk_mib"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "counts must be positive integers (got '$n')"
 done
 [ "$exit_bytes" -ge 2 ] || die "BENCH_EXIT_BYTES must be at least 2"
@@ -326,6 +333,23 @@ else
 	note "REST API latency not measured: no 'kiln api' or no python3"
 fi
 
+# --- 7. virtio-blk throughput in process (bench/blk.c, no KVM) ------------------------------------
+if [ "$blk" = off ]; then
+	note "virtio-blk throughput not measured (BENCH_BLK=off)"
+elif [ ! -x "$blk" ]; then
+	note "virtio-blk throughput not measured: no $blk (built with kiln by meson)"
+else
+	echo "bench: virtio-blk in process vs raw io_uring: $runs runs of ${blk_s} s per workload and engine, interleaved"
+	run_bg "$out/blk.txt" "$blk" --file "$blk_file" --size "$blk_mib" --runs "$runs" \
+		--seconds "$blk_s" 2>"$out/logs/blk.err" ||
+		die "bench/blk failed: $(tail -c 300 "$out/logs/blk.err")"
+	while read -r line; do
+		w=$(key "$line" workload) impl=$(key "$line" impl)
+		record "blk_${w}_iops" "$impl" "$(key "$line" iops)"
+		record "blk_${w}_mbps" "$impl" "$(key "$line" mbps)"
+	done < <(grep '^blk ' "$out/blk.txt")
+fi
+
 # --- table ------------------------------------------------------------------------------------
 table=$out/table.md
 row() { # BENCH-KEY LABEL UNIT: one row per VMM that has results
@@ -371,6 +395,10 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	row density_rate "density: start rate" VMs/s
 	row density_rss "density: total RSS of all VMMs" MiB
 	row density_pss "density: total PSS of all VMMs" MiB
+	row blk_rand4k_iops "virtio-blk in process: 4 KiB random reads, QD 32" IOPS
+	row blk_rand4k_mbps "virtio-blk in process: 4 KiB random reads, QD 32" MB/s
+	row blk_seq64k_iops "virtio-blk in process: 64 KiB sequential reads, QD 32" IOPS
+	row blk_seq64k_mbps "virtio-blk in process: 64 KiB sequential reads, QD 32" MB/s
 	echo
 	echo "Ratios (medians):"
 	echo
@@ -387,6 +415,12 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 		ratio linux_vmmown kiln "$p" "Linux boot VMM CPU less vCPU stime kiln / $p"
 		ratio density_vms kiln "$p" "density kiln / $p"
 	done
+	ratio blk_rand4k_iops kiln-uring raw-uring "virtio-blk 4 KiB random reads kiln (io_uring) / raw io_uring (target >= 0.9)"
+	ratio blk_seq64k_iops kiln-uring raw-uring "virtio-blk 64 KiB sequential reads kiln (io_uring) / raw io_uring (target >= 0.9)"
+	ratio blk_rand4k_iops kiln-sync raw-uring "virtio-blk 4 KiB random reads kiln (sync) / raw io_uring"
+	ratio blk_seq64k_iops kiln-sync raw-uring "virtio-blk 64 KiB sequential reads kiln (sync) / raw io_uring"
+	ratio blk_rand4k_iops kiln-sync raw-preadv "virtio-blk 4 KiB random reads kiln (sync) / raw preadv"
+	ratio blk_seq64k_iops kiln-sync raw-preadv "virtio-blk 64 KiB sequential reads kiln (sync) / raw preadv"
 	awk -v k="$(median "$res/exit_us.kiln")" -v r="$(median "$res/exit_us.rawkvm")" \
 		-v e="$(median "$res/exit_us.rawkvm-echo")" 'BEGIN{
 		printf "- time per exit kiln / rawkvm (drops the byte): %.3f: kiln adds %.1f %% (%.2f us) per exit\n", k/r, (k/r-1)*100, k-r
@@ -410,6 +444,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		echo "- ${names[$i]}: ${bins[$i]} ($("${bins[$i]}" --version 2>/dev/null | head -1))"
 	done
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"
+	[ -s "$out/blk.txt" ] && echo "- virtio-blk in process: bench/blk, ${blk_mib} MiB file in the page cache ($(df -PT "$(dirname "$blk_file")" | awk 'NR==2{print $2}')), ${blk_s} s per run; kiln-uring, raw-uring, kiln-sync, raw-preadv interleaved run by run"
 	[ "$linux" = 1 ] && echo "- Linux guest: $guest_dir/vmlinux + initramfs.cpio, ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
 	[ -n "${BENCH_NOTE:-}" ] && echo "- note: $BENCH_NOTE"
 	[ "$runs" -lt 10 ] && echo "- note: only $runs runs per benchmark (BENCH_RUNS), fewer than the 10 asked for"

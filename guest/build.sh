@@ -3,7 +3,8 @@
 #
 # Usage: guest/build.sh [OUTDIR]        (OUTDIR defaults to build/guest in the repo)
 # Outputs: OUTDIR/vmlinux (uncompressed ELF), OUTDIR/initramfs.cpio (uncompressed
-# newc cpio), OUTDIR/kernel-release. Downloaded packages are cached in OUTDIR/dl.
+# newc cpio), OUTDIR/initramfs-kiln.cpio (the same without modules, for the kernel of
+# guest/build-kernel.sh), OUTDIR/kernel-release. Downloaded packages are cached in OUTDIR/dl.
 # Does nothing when the outputs are up to date with this script, init, tests/* and
 # the package versions apt would pick.
 set -euo pipefail
@@ -81,7 +82,8 @@ inputs_hash() {
 	) | sha256sum | cut -d' ' -f1
 }
 stamp=$(inputs_hash)
-if [ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio" ] && [ -f "$out/kernel-release" ] &&
+if [ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio" ] && [ -f "$out/initramfs-kiln.cpio" ] &&
+	[ -f "$out/kernel-release" ] &&
 	[ "$(cat "$out/.stamp" 2>/dev/null)" = "$stamp" ]; then
 	log "up to date ($kpkg $kver_pkg, $(cat "$out/kernel-release"))"
 	exit 0
@@ -245,11 +247,15 @@ cp "$kmods/modules.builtin" "$dst/"
 "$busybox" depmod -b "$root" "$krel"
 
 (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$work/initramfs.cpio"
+# The same without the modules, for guest/build-kernel.sh's kernel (drivers built in): every
+# byte of an initramfs costs guest time to unpack when guest kernel code is emulated.
+(cd "$root" && find . -mindepth 1 ! -path './lib/modules*' | LC_ALL=C sort |
+	cpio -o -H newc -R 0:0 --quiet) >"$work/initramfs-kiln.cpio"
 
 # --- install outputs, stamp last ------------------------------------------
 echo "$krel" >"$work/kernel-release"
 rm -f "$out/.stamp"
-for f in vmlinux initramfs.cpio kernel-release; do
+for f in vmlinux initramfs.cpio initramfs-kiln.cpio kernel-release; do
 	mv "$work/$f" "$out/$f"
 done
 echo "$stamp" >"$out/.stamp"

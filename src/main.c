@@ -52,6 +52,19 @@ static int resolve_default_guest(struct vm_config *c, char *err, size_t errlen)
 		return 0;
 	if (!dir || !*dir)
 		dir = KILN_GUEST_DIR;
+	/* A PVM host cannot run the Debian kernel's user space (docs/design.md, "PVM host"):
+	 * boot kiln's own guest kernel there when `make guest` built it. */
+	snprintf(path, sizeof(path), "%s/vmlinux-kiln", dir);
+	if (kvm_host_is_pvm() && access(path, R_OK) == 0) {
+		log_info("PVM host: booting the default guest with %s", path);
+		c->kernel_path = strdup(path);
+		if (!c->initrd_path) {
+			snprintf(path, sizeof(path), "%s/initramfs-kiln.cpio", dir);
+			if (access(path, R_OK) == 0)
+				c->initrd_path = strdup(path);
+		}
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/vmlinux", dir);
 	if (access(path, R_OK) != 0) {
 		snprintf(err, errlen,

@@ -195,10 +195,13 @@ static int run_cmd(struct control *m, struct api_cmd *cmd)
 		log_info("api: SendCtrlAltDel: resetting the VM");
 		vm_request_stop(&m->vm, VM_STOP_RESET);
 		return 0;
-	case API_CMD_DRIVE_PATH:
-		ret = vm_drive_update_path(&m->vm, cmd->id, cmd->path, cmd->err, sizeof(cmd->err));
-		if (ret)
+	case API_CMD_DRIVE_PATH: {
+		char msg[sizeof(cmd->err) - 32];
+		ret = vm_drive_update_path(&m->vm, cmd->id, cmd->path, msg, sizeof(msg));
+		if (ret) {
+			snprintf(cmd->err, sizeof(cmd->err), "drive: path_on_host: %s", msg);
 			return ret;
+		}
 		pthread_mutex_lock(&a->lock);
 		for (unsigned i = 0; i < a->cfg.vm.nr_disks; i++) {
 			struct disk_config *d = &a->cfg.vm.disks[i];
@@ -210,6 +213,7 @@ static int run_cmd(struct control *m, struct api_cmd *cmd)
 		}
 		pthread_mutex_unlock(&a->lock);
 		return 0;
+	}
 	default:
 		snprintf(cmd->err, sizeof(cmd->err), "unknown command %d", (int)cmd->type);
 		return -EINVAL;

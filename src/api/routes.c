@@ -307,6 +307,8 @@ static unsigned patch_vm(struct req *r)
 	return post(r, &cmd, "vm");
 }
 
+/* PATCH /drives/{id}: before InstanceStart it changes the stored drive; after, the running
+ * device switches to the new file (vm_drive_update_path, on the main thread). */
 static unsigned patch_drive(struct req *r)
 {
 	struct api_cmd cmd = {.type = API_CMD_DRIVE_PATH};
@@ -317,18 +319,22 @@ static unsigned patch_drive(struct req *r)
 	enum api_state s = r->a->state;
 	int ret =
 	    api_parse_drive_patch(&r->a->cfg, r->id, r->body, r->len, &path, err, sizeof(err));
+	if (!ret && path && s == API_NOT_STARTED) {
+		for (unsigned i = 0; i < r->a->cfg.vm.nr_disks; i++) {
+			struct disk_config *d = &r->a->cfg.vm.disks[i];
+			if (strcmp(d->id, r->id) == 0) {
+				free(d->path);
+				d->path = path;
+				path = NULL;
+			}
+		}
+	}
 	pthread_mutex_unlock(&r->a->lock);
 	if (ret)
 		return fault(r, ret == -ENOMEM ? 500 : 400, "%s",
 			     ret == -ENOMEM ? "out of memory" : err);
-	if (s != API_RUNNING && s != API_PAUSED) {
-		free(path);
-		return fault(r, 400,
-			     "drive: PATCH applies to a running microVM (use PUT before "
-			     "InstanceStart)");
-	}
 	if (!path)
-		return 204; /* nothing to change */
+		return 204; /* applied before boot, or nothing to change */
 	snprintf(cmd.id, sizeof(cmd.id), "%s", r->id);
 	cmd.path = path;
 	unsigned status = post(r, &cmd, "drive");

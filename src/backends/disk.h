@@ -2,9 +2,10 @@
  *
  * A request is submitted with disk_submit() and completes through d->complete, on the thread
  * that owns the disk (the event loop), exactly once: inside disk_submit() for the sync engine,
- * from disk_reap() / disk_drain() for io_uring. The caller keeps the request (and the buffers
- * its iovec points to) alive until then. Short transfers are continued by the backend; a
- * request completes with result 0 only when every byte was transferred.
+ * from disk_commit() (what finished inside the submit system call, such as reads from the page
+ * cache), disk_reap() or disk_drain() for io_uring. The caller keeps the request (and the
+ * buffers its iovec points to) alive until then. Short transfers are continued by the
+ * backend; a request completes with result 0 only when every byte was transferred.
  */
 #pragma once
 
@@ -58,7 +59,10 @@ struct disk {
 	enum disk_cache cache;
 	bool no_zero_range; /* fallocate(ZERO_RANGE) is unsupported here: punch holes instead */
 	unsigned inflight;  /* submitted, not completed */
-	int event_fd;	    /* readable when completions wait (io_uring), else -1 */
+	/* io_uring: signalled for every completion the kernel posts, else -1. Poll it
+	 * edge-triggered (EPOLLIN | EPOLLET) and call disk_reap() on each edge: nobody reads it,
+	 * which saves a system call per wake-up. */
+	int event_fd;
 	void (*complete)(void *opaque, struct disk_req *r);
 	void *opaque;
 	void *engine; /* engine state */
@@ -76,6 +80,7 @@ int disk_open_fd(struct disk *d, int fd, const char *id, bool readonly, enum dis
 void disk_close(struct disk *d);
 
 void disk_submit(struct disk *d, struct disk_req *r);
+/* Start what disk_submit() prepared (one system call for a batch); may complete requests. */
 void disk_commit(struct disk *d);
 void disk_reap(struct disk *d);
 void disk_drain(struct disk *d);

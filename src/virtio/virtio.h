@@ -225,6 +225,14 @@ int virtio_blk_create(const struct virtio_env *env, const struct disk_config *cf
 void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *st);
 /* The I/O engine in use: "io_uring" or "sync". */
 const char *virtio_blk_engine(const struct virtio_dev *d);
+/* Replace the image under a virtio-blk device while the guest runs (PATCH /drives), on the
+ * event-loop thread: open and lock path as virtio_blk_create did (same read-only flag,
+ * engine and cache mode; the image in use, given again, keeps its open file and lock),
+ * complete the requests in flight on the old image, switch, set the new capacity and raise
+ * a configuration change (config_generation, ISR bit 1 and the config vector, once the
+ * driver is up). On error the device keeps its image and err names the disk and the path. */
+int virtio_blk_set_path(struct virtio_dev *d, const char *path, char *err,
+			size_t errlen) __must_check;
 
 /* virtio-rng: fills the guest's buffers from getrandom(2). */
 int virtio_rng_create(const struct virtio_env *env, struct virtio_dev **out, char *err,

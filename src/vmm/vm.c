@@ -275,7 +275,7 @@ static int setup_memory(struct vm *vm, char *err, size_t errlen)
  * features that are used through hypercalls (the guest falls back to APIC IPIs and HLT), and
  * turn the quirk off so that a stray hypercall is a visible guest #UD, not a silent hang.
  */
-static bool host_is_pvm(void) { return access("/sys/module/kvm_pvm", F_OK) == 0; }
+bool kvm_host_is_pvm(void) { return access("/sys/module/kvm_pvm", F_OK) == 0; }
 
 static void pvm_host_setup(struct vm *vm)
 {
@@ -294,7 +294,7 @@ static void pvm_host_setup(struct vm *vm)
 static int open_kvm(struct vm *vm, char *err, size_t errlen)
 {
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	vm->host_pvm = host_is_pvm();
+	vm->host_pvm = kvm_host_is_pvm();
 	if (vm->kvm_fd < 0) {
 		int e = errno;
 		if (e == ENOENT)
@@ -589,11 +589,12 @@ void vm_destroy(struct vm *vm)
 int vm_drive_update_path(struct vm *vm, const char *id, const char *path, char *err,
 			 size_t errlen)
 {
-	/* Needs a virtio-blk hook to swap the backing file between requests. */
-	(void)vm;
-	(void)path;
-	snprintf(err, errlen, "drive '%s': changing path_on_host while the guest runs is not "
-			      "supported yet",
-		 id);
-	return -ENOTSUP;
+	for (unsigned i = 0; i < vm->nr_virtio; i++) {
+		struct virtio_dev *d = vm->virtio[i].dev;
+
+		if (d && d->ops->type == VIRTIO_ID_BLOCK && strcmp(d->id, id) == 0)
+			return virtio_blk_set_path(d, path, err, errlen);
+	}
+	snprintf(err, errlen, "drive '%s': no such drive in the running VM", id);
+	return -ENOENT;
 }

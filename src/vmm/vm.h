@@ -102,12 +102,16 @@ enum vm_stop_reason vm_run(struct vm *vm);
 
 void vm_destroy(struct vm *vm);
 
+/* True when /dev/kvm is backed by PVM (module kvm_pvm), whose quirks kiln works around: see
+ * docs/design.md, "PVM host". */
+bool kvm_host_is_pvm(void);
+
 /* Ask the VM to stop (any thread). The first reason wins. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why);
 
-/* Replace the backing file of drive `id` while the guest runs (PATCH /drives). Main thread
- * only. Returns 0, or -errno with a one-line message in err (-ENOTSUP until the virtio-blk
- * device supports it). */
+/* Replace the backing file of drive `id` while the guest runs (PATCH /drives): see
+ * virtio_blk_set_path(). Event-loop (main) thread only; the VM may be running or paused.
+ * Returns 0, or -errno with a one-line message in err; on error the drive keeps its file. */
 int vm_drive_update_path(struct vm *vm, const char *id, const char *path, char *err,
 			 size_t errlen) __must_check;
 

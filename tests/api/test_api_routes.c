@@ -218,11 +218,26 @@ static void test_drives(void **state)
 		 "\"is_root_device\": false, \"partuuid\": \"zz\"}",
 		 kiln_file(&k, "disk.img"));
 	expect(k.sock, "PUT", "/drives/x", body, 400, "partuuid: \"zz\" is not a partition UUID");
-	/* PATCH is for a running VM */
-	expect(k.sock, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}", 400,
-	       "PATCH applies to a running microVM");
+	/* PATCH before boot changes the stored drive (the whole body checked first) */
+	write_file(kiln_file(&k, "disk2.img"), "another disk\n");
+	expect(k.sock, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\"}", 204, NULL);
+	expect(k.sock, "PATCH", "/drives/data",
+	       with_path("{\"drive_id\": \"data\", \"path_on_host\": \"%s\"}", "disk2.img"), 204,
+	       NULL);
+	http(k.sock, "GET", "/vm/config", NULL, &r);
+	assert_non_null(strstr(r.body, "disk2.img"));
+	expect(k.sock, "PATCH", "/drives/rootfs",
+	       with_path("{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", \"is_read_only\": "
+			 "true}",
+			 "disk2.img"),
+	       400, "drive: unknown field 'is_read_only'");
 	expect(k.sock, "PATCH", "/drives/nope", "{\"drive_id\": \"nope\"}", 400,
 	       "drive_id: no drive \"nope\"");
+	expect(k.sock, "PATCH", "/drives/rootfs",
+	       "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/no/such.img\"}", 400,
+	       "drive: path_on_host: /no/such.img: No such file or directory");
+	http(k.sock, "GET", "/vm/config", NULL, &r);
+	assert_null(strstr(r.body, "/no/such.img"));
 }
 
 static void test_network(void **state)

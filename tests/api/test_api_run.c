@@ -2,6 +2,7 @@
  * InstanceStart, state transitions, pre-boot routes refused, pause/resume (output and guest
  * clock stop), SendCtrlAltDel, metrics, and booting from a config file with or without API. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -174,6 +176,92 @@ static void test_pause_resume(void **st)
 	assert_int_equal(json_int(last, "block/scratch/read_reqs"), 0);
 }
 
+/* Is path free of other processes' locks (flock, as kiln takes them)? */
+static bool unlocked(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	bool free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
+	close(fd);
+	return free_;
+}
+
+static void patch_path(const char *id, const char *file, int status, const char *fault)
+{
+	char body[1024];
+	snprintf(body, sizeof(body), "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\"}", id,
+		 kiln_file(&k, file));
+	expect(k.sock, "PATCH", "/drives/scratch", body, status, fault);
+}
+
+/* PATCH /drives/{id} on the running guest: the device switches files (kiln then holds the
+ * new file's lock and lets the old one go), bad bodies change nothing. */
+static void test_drive_patch(void **st)
+{
+	struct resp r;
+	char msg[512];
+	(void)st;
+	boot_tick();
+	assert_true(wait_lines(serial_out(), "READY tick", 1, 10000));
+	write_file(kiln_file(&k, "other.img"), "another disk, twice the size of the first\n");
+	write_file(kiln_file(&k, "third.img"), "a third disk\n");
+	assert_false(unlocked(kiln_file(&k, "scratch.img")));
+
+	patch_path("scratch", "other.img", 204, NULL);
+	assert_true(unlocked(kiln_file(&k, "scratch.img")));
+	assert_false(unlocked(kiln_file(&k, "other.img")));
+	http(k.sock, "GET", "/vm/config", NULL, &r);
+	assert_non_null(strstr(r.body, "other.img"));
+	assert_null(strstr(r.body, "scratch.img"));
+	/* the same file again (say, after growing it): kiln keeps its lock */
+	patch_path("scratch", "other.img", 204, NULL);
+	assert_false(unlocked(kiln_file(&k, "other.img")));
+
+	/* malformed bodies: exact status and message, nothing changes */
+	expect(k.sock, "PATCH", "/drives/scratch",
+	       "{\"drive_id\": \"scratch\", \"path_on_host\": \"/no/such.img\"}", 400,
+	       "drive: path_on_host: /no/such.img: No such file or directory");
+	expect(k.sock, "PATCH", "/drives/scratch",
+	       "{\"drive_id\": \"other\", \"path_on_host\": \"/no/such.img\"}", 400,
+	       "drive: drive_id: \"other\" does not match the id in the URL (\"scratch\")");
+	expect(k.sock, "PATCH", "/drives/scratch",
+	       "{\"drive_id\": \"scratch\", \"path_on_host\": \"/tmp\", \"is_read_only\": true}",
+	       400, "drive: unknown field 'is_read_only'");
+	expect(k.sock, "PATCH", "/drives/nope", "{\"drive_id\": \"nope\"}", 400,
+	       "drive: drive_id: no drive \"nope\"");
+	expect(k.sock, "PATCH", "/drives/scratch",
+	       "{\"drive_id\": \"scratch\", \"path_on_host\": 5}", 400,
+	       "drive: path_on_host: expected a string, got integer");
+	expect(k.sock, "PATCH", "/drives/scratch", "{\"path_on_host\": \"/tmp/x\"}", 400,
+	       "drive: drive_id: missing");
+	expect(k.sock, "PATCH", "/drives/scratch", "[1]", 400, "drive: ");
+
+	/* a file another process has locked: refused with the reason, the drive keeps its file */
+	int fd = open(kiln_file(&k, "third.img"), O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+	snprintf(msg, sizeof(msg),
+		 "drive: path_on_host: disk 'scratch': %s: locked by another process",
+		 kiln_file(&k, "third.img"));
+	patch_path("scratch", "third.img", 400, msg);
+	close(fd);
+	assert_false(unlocked(kiln_file(&k, "other.img")));
+	http(k.sock, "GET", "/vm/config", NULL, &r);
+	assert_non_null(strstr(r.body, "other.img"));
+
+	/* while paused too, and the guest carries on afterwards */
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	patch_path("scratch", "third.img", 204, NULL);
+	assert_true(unlocked(kiln_file(&k, "other.img")));
+	assert_false(unlocked(kiln_file(&k, "third.img")));
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+	int n = count_lines(serial_out(), "tick ");
+	assert_true(wait_lines(serial_out(), "tick ", n + 2, 10000));
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k, 10000), 0);
+	assert_true(unlocked(kiln_file(&k, "third.img")));
+}
+
 static void test_signal_while_paused(void **st)
 {
 	(void)st;
@@ -260,6 +348,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_state_and_preboot_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_drive_patch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_signal_while_paused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_start_failure_then_fix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_config_file, setup, teardown),

@@ -3,70 +3,28 @@
 # getting-started sequence), pauses and resumes it, ends it with SendCtrlAltDel, then boots the
 # same guest from a config file with --no-api.
 #
-# Usage: tests/e2e/api.sh KILN GUESTDIR
+# Usage: tests/e2e/api.sh KILN GUESTDIR [debian|kiln|auto]    (see lib.sh)
 # Environment: E2E_TIMEOUT  seconds allowed for each boot to reach the guest's ticks
 #                           (default 2400); E2E_LOGDIR as in boot.sh. Needs curl.
 set -euo pipefail
-
-if [ $# -ne 2 ]; then
-	echo "usage: $0 KILN GUESTDIR" >&2
-	exit 2
-fi
-kiln=$1
-guest=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-timeout_s=${E2E_TIMEOUT:-2400}
+# shellcheck source=tests/e2e/lib.sh
+. "$here/lib.sh"
+e2e_init api "$@"
+command -v curl >/dev/null || e2e_fail_setup "curl is missing (scripts/deps.sh installs it)"
 pause_s=10
-
-fail_setup() {
-	echo "e2e api: $*" >&2
-	exit 1
-}
-[ -x "$kiln" ] || fail_setup "kiln '$kiln' is not an executable"
-for f in vmlinux initramfs.cpio; do
-	[ -s "$guest/$f" ] || fail_setup "guest '$guest': no $f (run guest/build.sh $guest)"
-done
-[ -c /dev/kvm ] || fail_setup "/dev/kvm is missing: this test needs KVM"
-command -v curl >/dev/null || fail_setup "curl is missing (scripts/deps.sh installs it)"
-
-if [ -n "${E2E_LOGDIR:-}" ]; then
-	logdir=$E2E_LOGDIR
-elif [ -d "$guest/../meson-logs" ]; then
-	logdir=$guest/../meson-logs
-else
-	logdir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-e2e.XXXXXX")
-fi
-mkdir -p "$logdir"
-logdir=$(cd "$logdir" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-e2e-api.XXXXXX")
 sock=$work/api.sock
-serial=$logdir/e2e-api.log       # the guest's console (kiln's stdout)
+serial=$log                      # the guest's console (kiln's stdout)
 vmm_log=$logdir/e2e-api-kiln.log # PUT /logger
 metrics=$work/metrics.json
 pid=
-cleanup() {
+e2e_cleanup() {
 	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
 	rm -rf "$work"
 }
-trap cleanup EXIT
+trap e2e_cleanup EXIT
 trap 'exit 143' TERM INT
-
-passed=0
-failed=0
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $*"
-}
-not_ok() {
-	failed=$((failed + 1))
-	echo "FAIL $*"
-}
-expect() {
-	local what=$1
-	shift
-	if "$@"; then ok "$what"; else not_ok "$what"; fi
-}
 
 # api METHOD PATH [BODY]: prints "STATUS BODY".
 api() {
@@ -106,8 +64,7 @@ wait_exit() { # TIMEOUT_S: sets rc
 
 # Guests on this kind of host need guest/cmdline-extra. Their TSC runs on while kiln is paused
 # on hosts that ignore TSC offsets, so the guest reads time from kvm-clock, which kiln stops.
-extra=$(tr '\n' ' ' <"$repo/guest/cmdline-extra" 2>/dev/null || true)
-boot_args="console=ttyS0 reboot=k panic=-1 ${extra}clocksource=kvm-clock kiln.test=api"
+boot_args=$(e2e_cmdline api clocksource=kvm-clock)
 printf 'KILN-API-DISK-OK' >"$work/rootfs.img"
 truncate -s 1M "$work/rootfs.img"
 
@@ -120,7 +77,7 @@ expect_api "PUT /logger" 204 PUT /logger \
 	"{\"log_path\": \"$vmm_log\", \"level\": \"Info\", \"show_level\": true, \"show_log_origin\": true}"
 expect_api "PUT /metrics" 204 PUT /metrics "{\"metrics_path\": \"$metrics\"}"
 expect_api "PUT /boot-source" 204 PUT /boot-source \
-	"{\"kernel_image_path\": \"$guest/vmlinux\", \"initrd_path\": \"$guest/initramfs.cpio\", \"boot_args\": \"$boot_args\"}"
+	"{\"kernel_image_path\": \"$kernel\", \"initrd_path\": \"$initrd\", \"boot_args\": \"$boot_args\"}"
 expect_api "PUT /drives/rootfs" 204 PUT /drives/rootfs \
 	"{\"drive_id\": \"rootfs\", \"path_on_host\": \"$work/rootfs.img\", \"is_root_device\": true, \"is_read_only\": false}"
 expect_api "PUT /machine-config" 204 PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}'
@@ -174,10 +131,4 @@ else
 	not_ok "no GET /vm/config to boot from"
 fi
 
-echo "e2e api: checks: $passed passed, $failed failed"
-if [ "$failed" -gt 0 ]; then
-	echo "e2e api: serial log $serial, last 40 lines:"
-	tail -n 40 "$serial" | tr -d '\r' | sed 's/^/  | /'
-	exit 1
-fi
-exit 0
+e2e_finish

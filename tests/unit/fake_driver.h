@@ -38,15 +38,17 @@ struct fake_driver {
 	uint16_t next_desc; /* descriptor allocator (wraps) */
 	gpa_t heap;	    /* bump allocator */
 	unsigned config_irqs, queue_irqs;
+	uint16_t used_at_config_irq; /* the device's used index at the last config interrupt */
 };
 
 static inline void fd_raise(void *opaque, uint16_t vector)
 {
 	struct fake_driver *f = opaque;
 
-	if (vector == 0)
+	if (vector == 0) {
 		f->config_irqs++;
-	else
+		f->used_at_config_irq = f->dev->queues[f->q].vq.used_idx;
+	} else
 		f->queue_irqs++;
 }
 

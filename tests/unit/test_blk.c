@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -595,6 +596,188 @@ static void test_config(void **state)
 	assert_int_equal(cfg[56], 1); /* write_zeroes_may_unmap */
 }
 
+/* ---- a new image under a running device (PATCH /drives) --------------------------------- */
+
+/* A second image of `size` bytes filled with fill_pattern(seed); path in out (64 bytes). */
+static void make_other(char *out, size_t size, uint32_t seed)
+{
+	static uint8_t buf[4 * MiB];
+	int fd;
+
+	assert_true(size <= sizeof(buf));
+	strcpy(out, "/tmp/kiln-test-blk2-XXXXXX");
+	fd = mkstemp(out);
+	assert_true(fd >= 0);
+	fill_pattern(buf, size, seed);
+	assert_int_equal(write(fd, buf, size), (ssize_t)size);
+	close(fd);
+}
+
+/* Does another open file description get the lock kiln takes (LOCK_EX, or LOCK_SH)? */
+static bool lockable(const char *path, int how)
+{
+	int fd = open(path, O_RDONLY);
+	bool ok;
+
+	assert_true(fd >= 0);
+	ok = flock(fd, how | LOCK_NB) == 0;
+	close(fd);
+	return ok;
+}
+
+static uint64_t config_capacity(struct fx *t)
+{
+	uint64_t cap;
+
+	pthread_mutex_lock(&t->d->lock);
+	t->d->ops->config_read(t->d, 0, &cap, sizeof(cap));
+	pthread_mutex_unlock(&t->d->lock);
+	return cap;
+}
+
+/* Queue (without kicking) a write of w to sector, and return where its status byte is. */
+static gpa_t queue_write(struct fx *t, uint64_t sector, const void *w, uint32_t len)
+{
+	struct hdr hd = {.type = T_OUT, .sector = sector};
+	struct fd_buf b[3] = {
+	    {fd_alloc(&t->f, 16), 16, false},
+	    {fd_alloc(&t->f, len), len, false},
+	    {fd_alloc(&t->f, 1), 1, true},
+	};
+
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	memcpy(fd_hva(&t->f, b[1].gpa), w, len);
+	*(uint8_t *)fd_hva(&t->f, b[2].gpa) = S_NONE;
+	fd_submit(&t->f, fd_chain(&t->f, b, 3));
+	return b[2].gpa;
+}
+
+/* The swap: requests in flight finish on the old image first, the capacity follows the new
+ * file, the driver gets a config change, reads come from the new file, locks move. */
+static void test_set_path(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t w[4096], r[4096], want[4096], h[4096];
+	char other[64], err[256];
+	gpa_t st[9];
+	uint32_t id, len;
+
+	skip_without_engine(t);
+	make_other(other, 2 * DISK_SIZE, 8);
+	fill_pattern(w, sizeof(w), 21);
+	fd_reset_heap(&t->f);
+	uint16_t used0 = t->d->queues[0].vq.used_idx;
+	for (int i = 0; i < 8; i++)
+		st[i] = queue_write(t, (uint64_t)i * 8, w, sizeof(w));
+	st[8] = fd_alloc(&t->f, 1); /* a FLUSH: io_uring runs fsync off-line, so it is in flight */
+	{
+		struct hdr hd = {.type = T_FLUSH};
+		struct fd_buf b[2] = {{fd_alloc(&t->f, 16), 16, false}, {st[8], 1, true}};
+		memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+		*(uint8_t *)fd_hva(&t->f, st[8]) = S_NONE;
+		fd_submit(&t->f, fd_chain(&t->f, b, 2));
+	}
+	/* Started; the event loop has not run. */
+	fd_kick(&t->f);
+	if (t->engine == DISK_ENGINE_URING) /* the test needs a request in flight */
+		assert_true((uint16_t)(t->d->queues[0].vq.used_idx - used0) < 9);
+	uint8_t gen = t->d->config_generation;
+	unsigned cfg_irqs = t->f.config_irqs;
+	t->d->isr = 0;
+
+	assert_int_equal(virtio_blk_set_path(t->d, other, err, sizeof(err)), 0);
+	/* Every request came back before the switch, and the writes are in the old file. */
+	for (int i = 0; i < 9; i++) {
+		assert_true(fd_used(&t->f, &id, &len));
+		assert_int_equal(*(uint8_t *)fd_hva(&t->f, st[i]), S_OK);
+	}
+	assert_false(fd_used(&t->f, &id, &len));
+	for (int i = 0; i < 8; i++) {
+		host_read(t, (uint64_t)i * 4096, h, sizeof(h));
+		assert_memory_equal(h, w, sizeof(w));
+	}
+	/* Config change: capacity, generation, ISR bit 1, the config vector; raised only once
+	 * everything in flight was back on the used ring. */
+	assert_int_equal(t->f.used_at_config_irq, (uint16_t)(used0 + 9));
+	assert_int_equal(config_capacity(t), 2 * SECTORS);
+	assert_int_equal(t->d->config_generation, (uint8_t)(gen + 1));
+	assert_int_equal(t->d->isr & VIRTIO_ISR_CONFIG, VIRTIO_ISR_CONFIG);
+	assert_int_equal(t->f.config_irqs, cfg_irqs + 1);
+	/* Reads come from the new file, past the old end too. */
+	static uint8_t img[2 * DISK_SIZE];
+	fill_pattern(img, sizeof(img), 8);
+	assert_int_equal(req(t, T_IN, SECTORS + 8, r, sizeof(r), true, NULL), S_OK);
+	memcpy(want, img + (SECTORS + 8) * 512, sizeof(want));
+	assert_memory_equal(r, want, sizeof(r));
+	assert_int_equal(req(t, T_IN, 2 * SECTORS, r, 512, true, NULL), S_IOERR);
+	assert_int_equal(req(t, T_OUT, 2 * SECTORS - 1, w, 512, false, NULL), S_OK);
+	/* kiln let the old file go and holds the new one. */
+	assert_true(lockable(t->path, LOCK_EX));
+	assert_false(lockable(other, LOCK_EX));
+
+	/* A file that cannot be used: an error naming the disk and the path; nothing changes. */
+	gen = t->d->config_generation;
+	assert_int_equal(virtio_blk_set_path(t->d, "/nonexistent/x.img", err, sizeof(err)),
+			 -ENOENT);
+	assert_string_equal(err, "disk 'disk0': /nonexistent/x.img: No such file or directory");
+	int fd = open(t->path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0); /* as another VM would */
+	assert_int_equal(virtio_blk_set_path(t->d, t->path, err, sizeof(err)), -EWOULDBLOCK);
+	assert_non_null(strstr(err, "locked by another process"));
+	close(fd);
+	assert_int_equal(t->d->config_generation, gen);
+	assert_int_equal(config_capacity(t), 2 * SECTORS);
+	assert_false(lockable(other, LOCK_EX));
+	assert_int_equal(req(t, T_IN, SECTORS + 8, r, sizeof(r), true, NULL), S_OK);
+	assert_memory_equal(r, want, sizeof(r));
+
+	/* The same file again after it grew: the lock stays, the capacity follows. */
+	assert_int_equal(truncate(other, 3 * DISK_SIZE), 0);
+	assert_int_equal(virtio_blk_set_path(t->d, other, err, sizeof(err)), 0);
+	assert_int_equal(config_capacity(t), 3 * SECTORS);
+	assert_false(lockable(other, LOCK_EX));
+	assert_int_equal(req(t, T_IN, 3 * SECTORS - 1, r, 512, true, NULL), S_OK);
+
+	/* Before the driver is up: the generation moves, no interrupt. */
+	pthread_mutex_lock(&t->d->lock);
+	virtio_set_status(t->d, 0);
+	pthread_mutex_unlock(&t->d->lock);
+	cfg_irqs = t->f.config_irqs;
+	gen = t->d->config_generation;
+	assert_int_equal(virtio_blk_set_path(t->d, t->path, err, sizeof(err)), 0);
+	assert_int_equal(t->d->config_generation, (uint8_t)(gen + 1));
+	assert_int_equal(t->f.config_irqs, cfg_irqs);
+	assert_int_equal(config_capacity(t), SECTORS);
+	assert_true(lockable(other, LOCK_EX));
+	unlink(other);
+}
+
+/* A read-only drive stays read-only on its new file (opened read-only, shared lock). */
+static void test_set_path_readonly(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t buf[512], before[512];
+	char other[64], err[256];
+
+	virtio_dev_destroy(t->d);
+	assert_int_equal(create(t, true, BASE_FEATURES), 0);
+	skip_without_engine(t);
+	make_other(other, DISK_SIZE, 9);
+	assert_int_equal(chmod(other, 0444), 0);
+	assert_int_equal(virtio_blk_set_path(t->d, other, err, sizeof(err)), 0);
+	assert_true(lockable(other, LOCK_SH)); /* other readers share it */
+	assert_false(lockable(other, LOCK_EX));
+	int fd = open(other, O_RDONLY);
+	assert_int_equal(pread(fd, before, sizeof(before), 0), (ssize_t)sizeof(before));
+	close(fd);
+	memset(buf, 0x55, sizeof(buf));
+	assert_int_equal(req(t, T_OUT, 0, buf, sizeof(buf), false, NULL), S_IOERR);
+	assert_int_equal(req(t, T_IN, 0, buf, sizeof(buf), true, NULL), S_OK);
+	assert_memory_equal(buf, before, sizeof(buf));
+	unlink(other);
+}
+
 #define BOTH(fn)                                                                                   \
 	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx_sync),                   \
 	    cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &fx_uring)
@@ -617,6 +800,8 @@ int main(void)
 	    BOTH(test_reset_in_flight),
 	    BOTH(test_lock),
 	    BOTH(test_config),
+	    BOTH(test_set_path),
+	    BOTH(test_set_path_readonly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
