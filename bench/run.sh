@@ -18,6 +18,8 @@
 #   BENCH_BLK               the in-process virtio-blk benchmark [bench/blk in kiln's build dir];
 #                           "off" leaves it out
 #   BENCH_BLK_FILE [BENCH_OUT/blk.img]  BENCH_BLK_MIB [1024]  BENCH_BLK_SECONDS per run [1]
+#   BENCH_NET               the in-process virtio-net benchmark on a TAP [bench/net in kiln's
+#                           build dir]; "off" leaves it out (needs root: skipped without)
 #   BENCH_NOTE              a line for the results header (e.g. "host shared, under load")
 #   BENCH_RESULTS           where the table goes [bench/results.md]
 set -euo pipefail
@@ -40,6 +42,7 @@ blk=${BENCH_BLK:-$(dirname "$kiln")/bench/blk}
 blk_file=${BENCH_BLK_FILE:-$out/blk.img}
 blk_mib=${BENCH_BLK_MIB:-1024}
 blk_s=${BENCH_BLK_SECONDS:-1}
+netb=${BENCH_NET:-$(dirname "$kiln")/bench/net}
 mem_mib=128       # tiny-image VMs: 128 MiB, 1 vCPU
 linux_mem_mib=256 # the default guest, as `make run` boots it
 linux_cpus=${BENCH_LINUX_CPUS:-2}
@@ -350,6 +353,27 @@ else
 	done < <(grep '^blk ' "$out/blk.txt")
 fi
 
+# --- 8. virtio-net on a TAP in process (bench/net.c, no KVM) -------------------------------------
+if [ "$netb" = off ]; then
+	note "virtio-net throughput not measured (BENCH_NET=off)"
+elif [ ! -x "$netb" ]; then
+	note "virtio-net throughput not measured: no $netb (built with kiln by meson)"
+else
+	echo "bench: virtio-net on a TAP in process vs raw read/write: $runs runs, interleaved"
+	rc=0
+	run_bg "$out/net.txt" "$netb" -r "$runs" 2>"$out/logs/net.err" || rc=$?
+	if [ "$rc" = 77 ]; then
+		note "virtio-net throughput not measured: $(head -c 200 "$out/net.txt")"
+	elif [ "$rc" != 0 ]; then
+		die "bench/net failed: $(tail -c 300 "$out/logs/net.err")"
+	fi
+	while read -r line; do
+		d=$(key "$line" dir) sz=$(key "$line" size) impl=$(key "$line" impl)
+		record "net_${d}_${sz}_pps" "$impl" "$(key "$line" pps)"
+		record "net_${d}_${sz}_mbps" "$impl" "$(key "$line" mbps)"
+	done < <(grep '^net ' "$out/net.txt")
+fi
+
 # --- table ------------------------------------------------------------------------------------
 table=$out/table.md
 row() { # BENCH-KEY LABEL UNIT: one row per VMM that has results
@@ -399,6 +423,18 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	row blk_rand4k_mbps "virtio-blk in process: 4 KiB random reads, QD 32" MB/s
 	row blk_seq64k_iops "virtio-blk in process: 64 KiB sequential reads, QD 32" IOPS
 	row blk_seq64k_mbps "virtio-blk in process: 64 KiB sequential reads, QD 32" MB/s
+	row net_rx_64_pps "virtio-net on a TAP: host -> guest, 64-byte frames" pkts/s
+	row net_rx_64_mbps "virtio-net on a TAP: host -> guest, 64-byte frames" Mbit/s
+	row net_rx_1514_pps "virtio-net on a TAP: host -> guest, 1514-byte frames" pkts/s
+	row net_rx_1514_mbps "virtio-net on a TAP: host -> guest, 1514-byte frames" Mbit/s
+	row net_rx_65000_pps "virtio-net on a TAP: host -> guest, 65000-byte frames" pkts/s
+	row net_rx_65000_mbps "virtio-net on a TAP: host -> guest, 65000-byte frames" Mbit/s
+	row net_tx_64_pps "virtio-net on a TAP: guest -> host, 64-byte frames" pkts/s
+	row net_tx_64_mbps "virtio-net on a TAP: guest -> host, 64-byte frames" Mbit/s
+	row net_tx_1514_pps "virtio-net on a TAP: guest -> host, 1514-byte frames" pkts/s
+	row net_tx_1514_mbps "virtio-net on a TAP: guest -> host, 1514-byte frames" Mbit/s
+	row net_tx_65000_pps "virtio-net on a TAP: guest -> host, 65000-byte frames" pkts/s
+	row net_tx_65000_mbps "virtio-net on a TAP: guest -> host, 65000-byte frames" Mbit/s
 	echo
 	echo "Ratios (medians):"
 	echo
@@ -421,6 +457,12 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	ratio blk_seq64k_iops kiln-sync raw-uring "virtio-blk 64 KiB sequential reads kiln (sync) / raw io_uring"
 	ratio blk_rand4k_iops kiln-sync raw-preadv "virtio-blk 4 KiB random reads kiln (sync) / raw preadv"
 	ratio blk_seq64k_iops kiln-sync raw-preadv "virtio-blk 64 KiB sequential reads kiln (sync) / raw preadv"
+	ratio net_rx_64_pps kiln raw "virtio-net RX (host -> guest) 64-byte frames kiln / raw read-write on the TAP"
+	ratio net_rx_1514_pps kiln raw "virtio-net RX (host -> guest) 1514-byte frames kiln / raw read-write on the TAP"
+	ratio net_rx_65000_pps kiln raw "virtio-net RX (host -> guest) 65000-byte frames kiln / raw read-write on the TAP"
+	ratio net_tx_64_pps kiln raw "virtio-net TX (guest -> host) 64-byte frames kiln / raw read-write on the TAP"
+	ratio net_tx_1514_pps kiln raw "virtio-net TX (guest -> host) 1514-byte frames kiln / raw read-write on the TAP"
+	ratio net_tx_65000_pps kiln raw "virtio-net TX (guest -> host) 65000-byte frames kiln / raw read-write on the TAP"
 	awk -v k="$(median "$res/exit_us.kiln")" -v r="$(median "$res/exit_us.rawkvm")" \
 		-v e="$(median "$res/exit_us.rawkvm-echo")" 'BEGIN{
 		printf "- time per exit kiln / rawkvm (drops the byte): %.3f: kiln adds %.1f %% (%.2f us) per exit\n", k/r, (k/r-1)*100, k-r
@@ -445,6 +487,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	done
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"
 	[ -s "$out/blk.txt" ] && echo "- virtio-blk in process: bench/blk, ${blk_mib} MiB file in the page cache ($(df -PT "$(dirname "$blk_file")" | awk 'NR==2{print $2}')), ${blk_s} s per run; kiln-uring, raw-uring, kiln-sync, raw-preadv interleaved run by run"
+	[ -s "$out/net.txt" ] && echo "- virtio-net in process: bench/net, a TAP in its own network namespace, 20 batches of 1000 frames per run and direction; raw and kiln interleaved run by run"
 	[ "$linux" = 1 ] && echo "- Linux guest: $guest_dir/vmlinux + initramfs.cpio, ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
 	[ -n "${BENCH_NOTE:-}" ] && echo "- note: $BENCH_NOTE"
 	[ "$runs" -lt 10 ] && echo "- note: only $runs runs per benchmark (BENCH_RUNS), fewer than the 10 asked for"

@@ -8,7 +8,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -131,7 +130,7 @@ fail:
 	return ret;
 }
 
-/* Why TUNSETIFF failed, in words a user can act on. */
+/* Why TUNSETIFF failed, in words a user can act on (NULL: not a TAP). */
 static const char *tunsetiff_hint(int e)
 {
 	switch (e) {
@@ -141,8 +140,8 @@ static const char *tunsetiff_hint(int e)
 		       "dev NAME mode tap user USER', or run with CAP_NET_ADMIN)";
 	case EBUSY:
 		return " (another process has it open)";
-	case EINVAL:
-		return " (it is a TUN device, or was made with other flags: kiln needs 'mode tap')";
+	case EINVAL: /* the name is taken by a TUN device or another kind of interface */
+		return NULL;
 	default:
 		return "";
 	}
@@ -152,8 +151,6 @@ int net_tap_open(const char *name, struct event_loop *ev, struct net_backend **o
 		 size_t errlen)
 {
 	struct ifreq ifr = {0};
-	char path[64 + IFNAMSIZ];
-	struct stat st;
 	unsigned features = 0;
 	int hdr = NET_HDR_LEN, fd, ret;
 
@@ -168,11 +165,6 @@ int net_tap_open(const char *name, struct event_loop *ev, struct net_backend **o
 			 "%s mode tap)",
 			 name, name);
 		return -ENODEV;
-	}
-	snprintf(path, sizeof(path), "/sys/class/net/%s/tun_flags", name);
-	if (stat(path, &st) < 0) {
-		snprintf(err, errlen, "tap '%s': not a TUN/TAP device", name);
-		return -EINVAL;
 	}
 	fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -190,8 +182,14 @@ int net_tap_open(const char *name, struct event_loop *ev, struct net_backend **o
 	memcpy(ifr.ifr_name, name, strlen(name));
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		ret = -errno;
-		snprintf(err, errlen, "tap '%s': %s%s", name, strerror(errno),
-			 tunsetiff_hint(errno));
+		if (tunsetiff_hint(errno))
+			snprintf(err, errlen, "tap '%s': %s%s", name, strerror(errno),
+				 tunsetiff_hint(errno));
+		else
+			snprintf(err, errlen,
+				 "tap '%s': not a TAP device (a TUN device or another kind of "
+				 "interface; make one with: ip tuntap add dev %s mode tap)",
+				 name, name);
 		close(fd);
 		return ret;
 	}

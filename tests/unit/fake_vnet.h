@@ -111,3 +111,18 @@ static inline bool fv_used(struct fake_vnet *v, unsigned qi, uint32_t *id, uint3
 	q->used_seen++;
 	return true;
 }
+
+/* After adding buffers to queue qi (its avail index was `old` before): does the device want a
+ * kick, as a Linux driver decides it (avail_event with EVENT_IDX, else the NO_NOTIFY flag)? */
+static inline bool fv_kick_needed(struct fake_vnet *v, unsigned qi, uint16_t old, bool event_idx)
+{
+	struct fv_queue *q = &v->q[qi];
+	struct vring_used *u = fd_hva(&v->f, q->used);
+	uint16_t now = q->avail_idx;
+
+	__atomic_thread_fence(__ATOMIC_SEQ_CST); /* avail->idx before avail_event / flags */
+	if (!event_idx)
+		return !(__atomic_load_n(&u->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY);
+	uint16_t event = __atomic_load_n((uint16_t *)&u->ring[q->size], __ATOMIC_RELAXED);
+	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
+}

@@ -1,0 +1,333 @@
+/* test_slirp.c: virtio-net on user-mode networking (libslirp) in kiln's event loop: DHCP, a TCP
+ * connection from the guest to the host's loopback through the gateway, a host port forward
+ * reaching the guest, a port in use, and no offloads offered. No root needed. */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "fake_frames.h"
+#include "fake_vnet.h"
+#include "util/log.h"
+#include "vmm/event.h"
+
+#define F(bit) BIT_ULL(bit)
+#define BASE (F(VIRTIO_F_VERSION_1) | F(VIRTIO_NET_F_MAC) | F(VIRTIO_NET_F_MRG_RXBUF))
+#define RXBUFS 64
+
+static const uint8_t guest_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x02, 0x0f};
+static const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+static struct event_loop ev;
+static struct fake_vnet v;
+static struct virtio_dev *dev;
+static gpa_t rxbuf[RXBUFS];
+static uint8_t gw_mac[6]; /* slirp's, learnt from its DHCP reply */
+
+static int start(const char *hostfwd, char *err, size_t errlen)
+{
+	struct virtio_env env = {.mem = &v.f.mem, .ev = &ev};
+	struct net_config cfg = {.id = "net0", .user = true, .mac_set = true,
+				 .hostfwd = (char *)hostfwd};
+
+	memcpy(cfg.mac, guest_mac, 6);
+	if (virtio_net_create(&env, &cfg, &dev, err, errlen))
+		return -1;
+	if (!(fv_start(&v, dev, 256, BASE) & VIRTIO_STATUS_DRIVER_OK))
+		return -1;
+	for (unsigned i = 0; i < RXBUFS; i++) {
+		rxbuf[i] = fd_alloc(&v.f, 2048);
+		fv_add_rx(&v, rxbuf[i], 2048);
+	}
+	return 0;
+}
+
+static int setup(void **state)
+{
+	log_set_level(LOG_ERROR);
+	return event_loop_init(&ev) || fv_init(&v) ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	virtio_dev_destroy(dev);
+	dev = NULL;
+	event_loop_destroy(&ev);
+	fd_destroy(&v.f);
+	return 0;
+}
+
+/* Send one frame (len bytes at frame) from the guest. */
+static void guest_send(const uint8_t *frame, size_t len)
+{
+	gpa_t g = fd_alloc(&v.f, (uint32_t)(NET_HDR_LEN + len));
+	uint8_t *p = fd_hva(&v.f, g);
+
+	memset(p, 0, NET_HDR_LEN);
+	memcpy(p + NET_HDR_LEN, frame, len);
+	struct fd_buf b = {g, (uint32_t)(NET_HDR_LEN + len), false};
+	fv_add(&v, FV_TXQ, &b, 1);
+	virtio_dev_kick(dev, FV_TXQ);
+}
+
+/* Run the loop (up to ms) until a received frame satisfies match; the buffer goes back to the
+ * ring. Returns true with the frame copied to out. */
+static bool guest_recv(bool (*match)(const uint8_t *f, size_t n), uint8_t *out, size_t *n, int ms)
+{
+	uint32_t id, len;
+
+	for (int i = 0; i < ms / 5; i++) {
+		while (fv_used(&v, FV_RXQ, &id, &len)) {
+			const uint8_t *f = (const uint8_t *)fd_hva(&v.f, rxbuf[id % RXBUFS]);
+			bool ok;
+
+			assert_true(len >= NET_HDR_LEN);
+			assert_int_equal(le16toh(((const struct virtio_net_hdr_v1 *)f)->num_buffers),
+					 1);
+			ok = match(f + NET_HDR_LEN, len - NET_HDR_LEN);
+			if (ok) {
+				memcpy(out, f + NET_HDR_LEN, len - NET_HDR_LEN);
+				*n = len - NET_HDR_LEN;
+			}
+			fv_add_rx(&v, rxbuf[id % RXBUFS], 2048);
+			virtio_dev_kick(dev, FV_RXQ);
+			if (ok)
+				return true;
+		}
+		event_loop_run_once(&ev, 5);
+	}
+	return false;
+}
+
+/* ---- DHCP ------------------------------------------------------------------------------------- */
+
+static bool is_dhcp_reply(const uint8_t *f, size_t n)
+{
+	const uint8_t *l4;
+	size_t l4len;
+
+	return ff_ipv4(f, n, &l4, &l4len) == IPPROTO_UDP && l4len > FF_UDP + 240 &&
+	       l4[2] == 0 && l4[3] == 68 && l4[FF_UDP] == 2 /* BOOTREPLY */;
+}
+
+/* A DHCP option's value in a reply (NULL if absent). */
+static const uint8_t *dhcp_opt(const uint8_t *bootp, size_t n, uint8_t code, uint8_t *len)
+{
+	for (size_t i = 240; i + 1 < n && bootp[i] != 255;) {
+		if (bootp[i] == 0) {
+			i++;
+			continue;
+		}
+		if (bootp[i] == code && i + 2 + bootp[i + 1] <= n) {
+			*len = bootp[i + 1];
+			return bootp + i + 2;
+		}
+		i += 2u + bootp[i + 1];
+	}
+	return NULL;
+}
+
+/* DISCOVER from the guest; returns the OFFER's BOOTP part in out. */
+static size_t dhcp_discover(uint8_t *out)
+{
+	uint8_t bootp[300] = {1, 1, 6, 0, 0x12, 0x34, 0x56, 0x78};
+	static uint8_t frame[2048];
+	size_t n;
+
+	memcpy(bootp + 28, guest_mac, 6);
+	bootp[236] = 99, bootp[237] = 130, bootp[238] = 83, bootp[239] = 99; /* magic cookie */
+	bootp[240] = 53, bootp[241] = 1, bootp[242] = 1;		      /* DHCPDISCOVER */
+	bootp[243] = 255;
+	n = ff_udp(frame, bcast, guest_mac, "0.0.0.0", "255.255.255.255", 68, 67, bootp,
+		   sizeof(bootp));
+	guest_send(frame, n);
+	assert_true(guest_recv(is_dhcp_reply, frame, &n, 3000));
+	memcpy(gw_mac, frame + 6, 6);
+	const uint8_t *l4 = NULL;
+	size_t l4len = 0;
+	assert_int_equal(ff_ipv4(frame, n, &l4, &l4len), IPPROTO_UDP);
+	memcpy(out, l4 + FF_UDP, l4len - FF_UDP);
+	return l4len - FF_UDP;
+}
+
+static void test_dhcp(void **state)
+{
+	uint8_t bootp[1500], len;
+	char err[256];
+	size_t n;
+
+	assert_int_equal(start(NULL, err, sizeof(err)), 0);
+	/* user mode carries no offloads: none offered */
+	assert_false(dev->host_features & (F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_TSO4)));
+	n = dhcp_discover(bootp);
+	assert_memory_equal(bootp + 4, ((uint8_t[]){0x12, 0x34, 0x56, 0x78}), 4); /* xid */
+	assert_memory_equal(bootp + 16, ((uint8_t[]){10, 0, 2, 15}), 4);	    /* yiaddr */
+	const uint8_t *o = dhcp_opt(bootp, n, 53, &len);
+	assert_non_null(o);
+	assert_int_equal(o[0], 2); /* DHCPOFFER */
+	o = dhcp_opt(bootp, n, 3, &len);
+	assert_non_null(o);
+	assert_memory_equal(o, ((uint8_t[]){10, 0, 2, 2}), 4); /* router */
+	o = dhcp_opt(bootp, n, 6, &len);
+	assert_non_null(o);
+	assert_memory_equal(o, ((uint8_t[]){10, 0, 2, 3}), 4); /* DNS */
+	o = dhcp_opt(bootp, n, 1, &len);
+	assert_non_null(o);
+	assert_memory_equal(o, ((uint8_t[]){255, 255, 255, 0}), 4);
+}
+
+/* ---- TCP through NAT and a port forward ------------------------------------------------------- */
+
+static uint16_t seen_port;
+
+static bool is_synack(const uint8_t *f, size_t n)
+{
+	const uint8_t *l4;
+	size_t l4len;
+
+	return ff_ipv4(f, n, &l4, &l4len) == IPPROTO_TCP && l4len >= FF_TCP &&
+	       (l4[13] & 0x12) == 0x12 && (l4[0] << 8 | l4[1]) == seen_port;
+}
+
+static bool is_syn_to_80(const uint8_t *f, size_t n)
+{
+	const uint8_t *l4;
+	size_t l4len;
+
+	return ff_ipv4(f, n, &l4, &l4len) == IPPROTO_TCP && l4len >= FF_TCP &&
+	       (l4[13] & 0x12) == 0x02 && (l4[2] << 8 | l4[3]) == 80 &&
+	       !memcmp(f + FF_ETH + 16, ((uint8_t[]){10, 0, 2, 15}), 4);
+}
+
+static bool is_arp_request(const uint8_t *f, size_t n)
+{
+	return n >= 42 && f[12] == 0x08 && f[13] == 0x06 && f[21] == 1;
+}
+
+static bool is_arp_or_syn(const uint8_t *f, size_t n)
+{
+	return is_arp_request(f, n) || is_syn_to_80(f, n);
+}
+
+/* A listener on the host's loopback; returns its fd and port. */
+static int listener(uint16_t *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t al = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(s >= 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s, 4), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &al), 0);
+	*port = ntohs(a.sin_port);
+	return s;
+}
+
+/* The guest opens a TCP connection to 10.0.2.2:port: slirp connects to the host's loopback. */
+static void test_tcp_to_host_loopback(void **state)
+{
+	static uint8_t frame[2048];
+	uint8_t bootp[1500];
+	char err[256];
+	uint16_t port;
+	size_t n;
+	int l = listener(&port), c = -1;
+
+	assert_int_equal(start(NULL, err, sizeof(err)), 0);
+	dhcp_discover(bootp); /* learn the gateway's MAC */
+	n = ff_tcp(frame, gw_mac, guest_mac, "10.0.2.15", "10.0.2.2", 40000, port, 1000, 0, 0x02);
+	guest_send(frame, n);
+	for (int i = 0; i < 600 && c < 0; i++) {
+		event_loop_run_once(&ev, 5);
+		c = accept(l, NULL, NULL);
+	}
+	assert_true(c >= 0); /* slirp reached the host's loopback for the guest */
+	seen_port = port;
+	assert_true(guest_recv(is_synack, frame, &n, 3000)); /* and answered the guest */
+	struct virtio_net_stats st;
+	virtio_net_get_stats(dev, &st);
+	assert_true(st.tx_packets >= 2);
+	assert_true(st.rx_packets >= 2);
+	close(c);
+	close(l);
+}
+
+/* A host connection to a forwarded port becomes a SYN to the guest's port 80. */
+static void test_hostfwd(void **state)
+{
+	static uint8_t frame[2048];
+	uint8_t bootp[1500];
+	char err[256], fwd[64];
+	uint16_t port;
+	size_t n;
+	int l = listener(&port);
+
+	close(l); /* a free port, most likely still free below */
+	snprintf(fwd, sizeof(fwd), "tcp:127.0.0.1:%u-:80", port);
+	assert_int_equal(start(fwd, err, sizeof(err)), 0);
+	dhcp_discover(bootp);
+
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(c >= 0);
+	assert_true(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
+	/* slirp may first ask who 10.0.2.15 is: answer, then expect the SYN */
+	bool syn = false;
+	for (int round = 0; round < 3 && !syn; round++) {
+		if (!guest_recv(is_arp_or_syn, frame, &n, 1000))
+			continue;
+		syn = is_syn_to_80(frame, n);
+		if (!syn) {
+			uint8_t reply[42];
+			memcpy(reply, frame + 6, 6);
+			memcpy(reply + 6, guest_mac, 6);
+			memcpy(reply + 12, frame + 12, 8); /* type, htype, ptype, sizes */
+			reply[20] = 0, reply[21] = 2;	   /* reply */
+			memcpy(reply + 22, guest_mac, 6);
+			memcpy(reply + 28, frame + 38, 4); /* our IP (the asked one) */
+			memcpy(reply + 32, frame + 22, 10); /* their MAC and IP */
+			guest_send(reply, sizeof(reply));
+		}
+	}
+	assert_true(syn);
+	close(c);
+}
+
+static void test_port_in_use(void **state)
+{
+	char err[256], fwd[64];
+	uint16_t port;
+	int l = listener(&port);
+
+	snprintf(fwd, sizeof(fwd), "tcp:127.0.0.1:%u-:22", port);
+	assert_int_equal(start(fwd, err, sizeof(err)), -1);
+	char want[128];
+	snprintf(want, sizeof(want), "net 'net0': hostfwd tcp:127.0.0.1:%u: Address already in use",
+		 port);
+	assert_string_equal(err, want);
+	dev = NULL;
+	close(l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_dhcp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tcp_to_host_loopback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostfwd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
