@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "util/log.h"
 #include "virtio/virtio.h"
 #include "vmm/event.h"
@@ -72,28 +73,19 @@ static const struct workload workloads[] = {
 /* Options. */
 static const char *file_path;
 static uint64_t file_size = 1 * GiB;
-static unsigned runs = 10, depth = 32;
+static unsigned runs = 10, depth = 32, slices = 10;
 static double seconds = 1.0;
 static bool impl_on[IMPL__COUNT] = {true, true, true, true};
 static const char *only_workload; /* NULL: all */
 
-static __printf(1, 2) __noreturn void die(const char *fmt, ...)
-{
-	va_list ap;
+const char *const bench_name = "blk";
 
-	va_start(ap, fmt);
-	fputs("blk: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
-static uint64_t now_ns(void)
+/* CPU time of this thread: what a request costs, whatever else runs on the host. */
+static uint64_t cpu_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
@@ -177,10 +169,19 @@ struct run {
 	uint32_t block;
 	uint64_t off[MAX_DEPTH]; /* offset in flight per request slot */
 	uint64_t ops, deadline, t0, t1;
+	uint64_t cpu0, cpu1; /* this thread's CPU time at t0 and t1 (ns) */
+	double slice;	     /* seconds */
 	uint64_t kicks, irqs;
 	int irq_efd;
 	bool stop;
 };
+
+static void start_clock(struct run *r)
+{
+	r->cpu0 = cpu_ns();
+	r->t0 = now_ns();
+	r->deadline = r->t0 + (uint64_t)(r->slice * 1e9);
+}
 
 static uint8_t *data_buf(struct run *r, unsigned t)
 {
@@ -196,12 +197,13 @@ static bool completed(struct run *r, unsigned t, const char *who)
 	if (got != pattern(r->off[t]))
 		die("%s: read at offset %llu returned the wrong data", who,
 		    (unsigned long long)r->off[t]);
-	r->ops++;
 	if (r->stop)
-		return false;
+		return false; /* drained after the deadline: not counted */
+	r->ops++;
 	if ((r->ops & 63) == 0 && now_ns() >= r->deadline) {
 		r->stop = true;
 		r->t1 = now_ns();
+		r->cpu1 = cpu_ns();
 		return false;
 	}
 	return true;
@@ -360,8 +362,7 @@ static void run_kiln(struct run *r, enum disk_engine engine)
 	guest_rings(&g, r);
 	guest_start(d);
 
-	r->t0 = now_ns();
-	r->deadline = r->t0 + (uint64_t)(seconds * 1e9);
+	start_clock(r);
 	for (unsigned t = 0; t < depth; t++)
 		guest_queue(&g, t);
 	guest_publish(&g, d);
@@ -416,8 +417,7 @@ static void run_raw_uring(struct run *r)
 	ret = io_uring_queue_init(URING_ENTRIES, &ring, 0);
 	if (ret)
 		die("raw-uring: io_uring_queue_init: %s", strerror(-ret));
-	r->t0 = now_ns();
-	r->deadline = r->t0 + (uint64_t)(seconds * 1e9);
+	start_clock(r);
 	for (unsigned t = 0; t < depth; t++, inflight++)
 		raw_prep(&ring, r, fd, t);
 	while (inflight) {
@@ -449,8 +449,7 @@ static void run_raw_preadv(struct run *r)
 	int fd = open_file();
 	unsigned t = 0;
 
-	r->t0 = now_ns();
-	r->deadline = r->t0 + (uint64_t)(seconds * 1e9);
+	start_clock(r);
 	do {
 		struct iovec iov = {data_buf(r, t), r->block};
 
@@ -465,7 +464,14 @@ static void run_raw_preadv(struct run *r)
 
 /* ---- driver ------------------------------------------------------------------------------ */
 
-static void one_run(enum impl impl, const struct workload *w, unsigned run_no)
+/* What one implementation did over the slices of a run. */
+struct tally {
+	struct stream st; /* carried from slice to slice */
+	uint64_t ops, ns, cpu_ns, kicks, irqs;
+};
+
+/* One slice of a run: `slice` seconds of impl, added to *t. */
+static void one_slice(enum impl impl, const struct workload *w, double slice, struct tally *t)
 {
 	static struct run r; /* guest RAM mapped once, reused */
 
@@ -477,10 +483,11 @@ static void one_run(enum impl impl, const struct workload *w, unsigned run_no)
 			die("eventfd: %s", strerror(errno));
 	}
 	r.block = w->block;
+	r.slice = slice;
 	r.ops = r.kicks = r.irqs = 0;
 	r.stop = false;
 	r.t1 = 0;
-	stream_init(&r.st, w, run_no);
+	r.st = t->st;
 	switch (impl) {
 	case KILN_URING:
 		run_kiln(&r, DISK_ENGINE_URING);
@@ -498,33 +505,59 @@ static void one_run(enum impl impl, const struct workload *w, unsigned run_no)
 	if (!r.t1)
 		die("%s: the run ended before its deadline", impl_names[impl]);
 	/* Requests still in flight at the deadline completed after t1: not counted. */
-	double s = (double)(r.t1 - r.t0) / 1e9;
-	uint64_t counted = r.ops;
-	printf("blk workload=%s impl=%s run=%u depth=%u ops=%llu seconds=%.3f iops=%.0f "
-	       "mbps=%.1f kicks=%llu irqs=%llu\n",
-	       w->name, impl_names[impl], run_no, impl == RAW_PREADV ? 1 : depth,
-	       (unsigned long long)counted, s, (double)counted / s,
-	       (double)counted * w->block / s / 1e6, (unsigned long long)r.kicks,
-	       (unsigned long long)r.irqs);
+	t->st = r.st;
+	t->ops += r.ops;
+	t->ns += r.t1 - r.t0;
+	t->cpu_ns += r.cpu1 - r.cpu0;
+	t->kicks += r.kicks;
+	t->irqs += r.irqs;
+}
+
+/* One run of one workload: every implementation, slice by slice in turn, so that a change of
+ * load on the host falls on all of them alike. */
+static void one_run(const struct workload *w, unsigned run_no)
+{
+	struct tally t[IMPL__COUNT];
+
+	memset(t, 0, sizeof(t));
+	for (unsigned i = 0; i < IMPL__COUNT; i++)
+		stream_init(&t[i].st, w, run_no); /* the same offsets for everyone */
+	for (unsigned k = 0; k < slices; k++)
+		for (unsigned i = 0; i < IMPL__COUNT; i++)
+			if (impl_on[i])
+				one_slice((enum impl)i, w, seconds / slices, &t[i]);
+	for (unsigned i = 0; i < IMPL__COUNT; i++) {
+		if (!impl_on[i])
+			continue;
+		double s = (double)t[i].ns / 1e9;
+		printf("blk workload=%s impl=%s run=%u depth=%u ops=%llu seconds=%.3f iops=%.0f "
+		       "mbps=%.1f cpu_us_per_op=%.3f kicks=%llu irqs=%llu\n",
+		       w->name, impl_names[i], run_no, i == RAW_PREADV ? 1 : depth,
+		       (unsigned long long)t[i].ops, s, (double)t[i].ops / s,
+		       (double)t[i].ops * w->block / s / 1e6,
+		       (double)t[i].cpu_ns / 1e3 / (double)t[i].ops, (unsigned long long)t[i].kicks,
+		       (unsigned long long)t[i].irqs);
+	}
 	fflush(stdout);
 }
 
 static void usage(FILE *f)
 {
 	fputs(
-	    "usage: blk --file PATH [--size MIB] [--runs N] [--seconds S] [--depth N]\n"
-	    "           [--only IMPL,...]\n"
+	    "usage: blk --file PATH [--size MIB] [--runs N] [--seconds S] [--slices K]\n"
+	    "           [--depth N] [--only IMPL,...] [--workload rand4k|seq64k]\n"
 	    "\n"
 	    "Creates PATH (SIZE MiB of patterned data, default 1024) unless it already holds\n"
-	    "it, reads it once into the page cache, then for each run and each workload\n"
-	    "(rand4k: 4 KiB random reads, seq64k: 64 KiB sequential reads) runs each\n"
-	    "implementation for S seconds (default 1) at queue depth N (default 32):\n"
+	    "it and reads it once into the page cache. Then, for each run and each workload\n"
+	    "(rand4k: 4 KiB random reads, seq64k: 64 KiB sequential reads), it runs every\n"
+	    "implementation for S seconds (default 1) at queue depth N (default 32), in K\n"
+	    "slices (default 10) taken in turn, so that host load hits all of them alike:\n"
 	    "  kiln-uring   kiln's virtio-blk device, io_uring engine, on a synthetic guest queue\n"
 	    "  raw-uring    io_uring directly (io_uring_submit_and_wait), the floor\n"
 	    "  kiln-sync    kiln's virtio-blk device, sync engine\n"
 	    "  raw-preadv   preadv, one read at a time (what the sync engine does underneath)\n"
-	    "and prints one line per run: workload impl run depth ops seconds iops mbps kicks\n"
-	    "irqs (MB = 10^6 bytes).\n",
+	    "One line per run and implementation: workload impl run depth ops seconds iops\n"
+	    "mbps (10^6 bytes/s) cpu_us_per_op (this thread's CPU time) kicks irqs.\n",
 	    f);
 }
 
@@ -547,15 +580,11 @@ static void parse_only(const char *list)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"file", required_argument, NULL, 'f'},
-	    {"size", required_argument, NULL, 'S'},
-	    {"runs", required_argument, NULL, 'r'},
-	    {"seconds", required_argument, NULL, 's'},
-	    {"depth", required_argument, NULL, 'd'},
-	    {"only", required_argument, NULL, 'o'},
-	    {"workload", required_argument, NULL, 'w'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"file", required_argument, NULL, 'f'},	{"size", required_argument, NULL, 'S'},
+	    {"runs", required_argument, NULL, 'r'},	{"seconds", required_argument, NULL, 's'},
+	    {"depth", required_argument, NULL, 'd'},	{"only", required_argument, NULL, 'o'},
+	    {"workload", required_argument, NULL, 'w'}, {"slices", required_argument, NULL, 'l'},
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -582,6 +611,9 @@ int main(int argc, char **argv)
 		case 'w':
 			only_workload = optarg;
 			break;
+		case 'l':
+			slices = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -594,17 +626,15 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!runs || !depth || depth > MAX_DEPTH || 3 * depth > QUEUE_SIZE || !(seconds > 0) ||
-	    file_size < 2 * MAX_BLOCK)
+	if (!runs || !depth || !slices || depth > MAX_DEPTH || 3 * depth > QUEUE_SIZE ||
+	    !(seconds > 0) || file_size < 2 * MAX_BLOCK)
 		die("--runs, --depth (1-%u), --seconds must be positive and --size at least 1",
 		    MAX_DEPTH);
 	log_set_level(LOG_WARN);
 	prepare_file();
 	for (unsigned run = 1; run <= runs; run++)
 		for (size_t w = 0; w < ARRAY_SIZE(workloads); w++)
-			for (unsigned i = 0; i < IMPL__COUNT; i++)
-				if (impl_on[i] &&
-				    (!only_workload || !strcmp(only_workload, workloads[w].name)))
-					one_run((enum impl)i, &workloads[w], run);
+			if (!only_workload || !strcmp(only_workload, workloads[w].name))
+				one_run(&workloads[w], run);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "../tests/unit/fake_vnet.h"
 #include "../tests/unit/netns_tap.h"
 #include "util/log.h"
@@ -53,25 +54,7 @@ static unsigned runs = 5, batches = 20;
 static int tap_ifindex, pkt_sock;
 static uint8_t frame[NET_MAX_PACKET];
 
-static __printf(1, 2) __noreturn void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("net: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+const char *const bench_name = "net";
 
 static void make_frame(unsigned size)
 {
@@ -202,7 +185,7 @@ static void kiln_open(void)
 	struct net_config cfg = {.id = "bench", .tap = TAP};
 	char err[256];
 
-	if (event_loop_init(&ev) || fv_init(&v))
+	if (fv_setup(&ev, &v))
 		die("set-up: %s", strerror(errno));
 	if (virtio_net_create(&env, &cfg, &dev, err, sizeof(err)))
 		die("%s", err);
@@ -222,10 +205,7 @@ static void kiln_close(void)
 {
 	if (!dev)
 		return;
-	virtio_dev_destroy(dev);
-	dev = NULL;
-	event_loop_destroy(&ev);
-	fd_destroy(&v.f);
+	fv_teardown(&ev, &v, &dev);
 }
 
 /* Recycle used receive buffers: returns the frames completed (first buffers of each). */

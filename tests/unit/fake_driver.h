@@ -90,6 +90,19 @@ static inline gpa_t fd_alloc(struct fake_driver *f, uint32_t len)
 
 static inline void fd_reset_heap(struct fake_driver *f) { f->heap = FD_HEAP; }
 
+/* Reset d and negotiate features up to FEATURES_OK, config interrupts on MSI-X vector 0
+ * (lock held). */
+static inline void fd_negotiate(struct virtio_dev *d, uint64_t features)
+{
+	virtio_set_status(d, 0);
+	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	virtio_set_driver_features(d, 0, (uint32_t)features);
+	virtio_set_driver_features(d, 1, (uint32_t)(features >> 32));
+	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				 VIRTIO_STATUS_FEATURES_OK);
+	d->msix_config = 0;
+}
+
 /* Negotiate `features` (masked by nothing: an unoffered bit makes FEATURES_OK fail), set up
  * queue q of qsize entries at the given ring addresses with MSI-X vector 1 (config: 0),
  * DRIVER_OK. Returns the status read back. */
@@ -106,13 +119,7 @@ static inline uint8_t fd_start_at(struct fake_driver *f, struct virtio_dev *d, u
 	d->transport = (struct virtio_transport){.raise = fd_raise, .opaque = f};
 	memset(f->ram + FD_DESC, 0, FD_HEAP - FD_DESC);
 	pthread_mutex_lock(&d->lock);
-	virtio_set_status(d, 0);
-	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_set_driver_features(d, 0, (uint32_t)features);
-	virtio_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				 VIRTIO_STATUS_FEATURES_OK);
-	d->msix_config = 0;
+	fd_negotiate(d, features);
 	vq->vq.size = qsize;
 	vq->vq.desc_gpa = desc;
 	vq->vq.avail_gpa = avail;

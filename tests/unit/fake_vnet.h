@@ -7,7 +7,9 @@
 #pragma once
 
 #include "fake_driver.h"
+#include "util/log.h"
 #include "virtio/net.h"
+#include "vmm/event.h"
 
 #define FV_RXQ 0
 #define FV_TXQ 1
@@ -43,13 +45,7 @@ static inline uint8_t fv_start(struct fake_vnet *v, struct virtio_dev *d, uint16
 	d->transport = (struct virtio_transport){.raise = fd_raise, .opaque = &v->f};
 	memset(v->f.ram + 0x1000, 0, 0x9000);
 	pthread_mutex_lock(&d->lock);
-	virtio_set_status(d, 0);
-	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_set_driver_features(d, 0, (uint32_t)features);
-	virtio_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	virtio_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				 VIRTIO_STATUS_FEATURES_OK);
-	d->msix_config = 0;
+	fd_negotiate(d, features);
 	for (unsigned i = 0; i < 2; i++) {
 		struct fv_queue *q = &v->q[i];
 
@@ -125,4 +121,20 @@ static inline bool fv_kick_needed(struct fake_vnet *v, unsigned qi, uint16_t old
 		return !(__atomic_load_n(&u->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY);
 	uint16_t event = __atomic_load_n((uint16_t *)&u->ring[q->size], __ATOMIC_RELAXED);
 	return (uint16_t)(now - event - 1) < (uint16_t)(now - old);
+}
+
+/* Test fixture halves: an event loop and fake RAM for a device; then the device (may be NULL)
+ * and both destroyed. */
+static inline int fv_setup(struct event_loop *ev, struct fake_vnet *v)
+{
+	log_set_level(LOG_ERROR);
+	return event_loop_init(ev) || fv_init(v) ? -1 : 0;
+}
+
+static inline void fv_teardown(struct event_loop *ev, struct fake_vnet *v, struct virtio_dev **d)
+{
+	virtio_dev_destroy(*d);
+	*d = NULL;
+	event_loop_destroy(ev);
+	fd_destroy(&v->f);
 }

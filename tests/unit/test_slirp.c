@@ -51,18 +51,11 @@ static int start(const char *hostfwd, char *err, size_t errlen)
 	return 0;
 }
 
-static int setup(void **state)
-{
-	log_set_level(LOG_ERROR);
-	return event_loop_init(&ev) || fv_init(&v) ? -1 : 0;
-}
+static int setup(void **state) { return fv_setup(&ev, &v); }
 
 static int teardown(void **state)
 {
-	virtio_dev_destroy(dev);
-	dev = NULL;
-	event_loop_destroy(&ev);
-	fd_destroy(&v.f);
+	fv_teardown(&ev, &v, &dev);
 	return 0;
 }
 

@@ -61,20 +61,11 @@ static int start(uint64_t features)
 	return fv_start(&v, dev, 256, features) & VIRTIO_STATUS_DRIVER_OK ? 0 : -1;
 }
 
-static int setup(void **state)
-{
-	log_set_level(LOG_ERROR);
-	if (event_loop_init(&ev) || fv_init(&v))
-		return -1;
-	return 0;
-}
+static int setup(void **state) { return fv_setup(&ev, &v); }
 
 static int teardown(void **state)
 {
-	virtio_dev_destroy(dev);
-	dev = NULL;
-	event_loop_destroy(&ev);
-	fd_destroy(&v.f);
+	fv_teardown(&ev, &v, &dev);
 	return 0;
 }
 
