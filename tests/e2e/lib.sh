@@ -82,8 +82,10 @@ e2e_now() { date +%s.%N; }
 e2e_elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 e2e_banner='kiln-guest: init started'
+e2e_prefix=()
 
-# e2e_run STDIN STDOUT ARGS...: run "$kiln ARGS..." with stdin from STDIN and stdout to STDOUT
+# e2e_run STDIN STDOUT ARGS...: run "${e2e_prefix[@]} $kiln ARGS..." (e2e_prefix: a command
+# such as `ip netns exec NS`, empty by default) with stdin from STDIN and stdout to STDOUT
 # (stderr to $log), until it exits or E2E_TIMEOUT. Sets rc, timed_out, t_start, t_init, t_end.
 # The guest's serial console must go to $log (--serial file=$log, or STDOUT=$log).
 e2e_run() {
@@ -91,7 +93,7 @@ e2e_run() {
 	shift 2
 	echo "e2e $e2e_name: $kiln $*" >>"$log"
 	t_start=$(e2e_now)
-	"$kiln" "$@" <"$in" >>"$out" 2>>"$log" &
+	"${e2e_prefix[@]}" "$kiln" "$@" <"$in" >>"$out" 2>>"$log" &
 	e2e_pid=$!
 	trap 'kill -KILL "$e2e_pid" 2>/dev/null || true; e2e_cleanup' EXIT
 	trap 'exit 143' TERM INT

@@ -53,11 +53,24 @@ kiln_args=(run --kernel "$kernel" --initrd "$initrd"
 	--disk "path=$img/vde.img,engine=uring")
 
 # --- boot ----------------------------------------------------------------------------
-# stdin: one line for the guest to read from hvc0, then end of file.
+# stdin: one line for the guest to read from hvc0, then end of file. It is written only once
+# the guest has hvc0 open (its first line there says so): input that reaches the console
+# before anyone has the tty open waits in the guest driver for an interrupt that never comes.
 : >"$log"
 : >"$hvc"
-printf '%s\n' "$host_line" >"$img/stdin"
+mkfifo "$img/stdin"
+(
+	exec 4>"$img/stdin"
+	deadline=$(($(date +%s) + timeout_s))
+	until grep -aq KILN_HVC0_FROM_GUEST "$hvc"; do
+		[ "$(date +%s)" -lt "$deadline" ] || exit 0
+		sleep 1
+	done
+	printf '%s\n' "$host_line" >&4
+	sleep 300 # EOF only after the guest had time to read
+) &
 e2e_run "$img/stdin" "$hvc" "${kiln_args[@]}"
+kill %1 2>/dev/null || true
 
 # --- checks ----------------------------------------------------------------------------
 e2e_checks_begin
