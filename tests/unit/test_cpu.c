@@ -12,7 +12,7 @@
 
 static struct kvm_cpuid2 *make_cpuid(void)
 {
-	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 8 * sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + 12 * sizeof(struct kvm_cpuid_entry2));
 	struct kvm_cpuid_entry2 *e = c->entries;
 	e[0] = (struct kvm_cpuid_entry2){ .function = 1, .ebx = 0xff080800, .ecx = 0, .edx = 0 };
 	e[1] = (struct kvm_cpuid_entry2){ .function = 0xb, .index = 0, .eax = 1, .ebx = 2 };
@@ -76,6 +76,31 @@ static void cpuid_single(void **state)
 	free(c);
 }
 
+static void cpuid_mask_hypercalls(void **state)
+{
+	(void)state;
+	struct kvm_cpuid2 *c = make_cpuid();
+	/* KVM_CPUID_FEATURES at the base and at a moved base, plus a leaf that only looks alike */
+	c->entries[c->nent++] = (struct kvm_cpuid_entry2){ .function = 0x40000001,
+							   .eax = 0x0100ffff, .edx = 7 };
+	c->entries[c->nent++] = (struct kvm_cpuid_entry2){ .function = 0x40000101,
+							   .eax = 0xffffffff };
+	struct kvm_cpuid2 *copy = malloc(sizeof(*c) + c->nent * sizeof(c->entries[0]));
+	memcpy(copy, c, sizeof(*c) + c->nent * sizeof(c->entries[0]));
+
+	x86_cpuid_mask_hypercall_features(c);
+	assert_int_equal(c->entries[7].eax, 0x0100ffff & ~KVM_PV_HYPERCALL_FEATURES);
+	assert_int_equal(c->entries[7].edx, 7); /* hints untouched */
+	assert_int_equal(c->entries[8].eax, 0xffffffff & ~KVM_PV_HYPERCALL_FEATURES);
+	/* exactly PV_UNHALT, PV_SEND_IPI, PV_SCHED_YIELD and HC_MAP_GPA_RANGE */
+	assert_int_equal(KVM_PV_HYPERCALL_FEATURES, (1u << 7) | (1u << 11) | (1u << 13) | (1u << 16));
+	/* every other leaf is as it was */
+	for (unsigned i = 0; i < 7; i++)
+		assert_memory_equal(&c->entries[i], &copy->entries[i], sizeof(c->entries[i]));
+	free(copy);
+	free(c);
+}
+
 static void boot_msrs(void **state)
 {
 	(void)state;
@@ -118,6 +143,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(cpuid_apic_ids),
 		cmocka_unit_test(cpuid_single),
+		cmocka_unit_test(cpuid_mask_hypercalls),
 		cmocka_unit_test(boot_msrs),
 		cmocka_unit_test(lapic_lints),
 	};
