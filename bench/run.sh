@@ -46,6 +46,18 @@ netb=${BENCH_NET:-$(dirname "$kiln")/bench/net}
 mem_mib=128       # tiny-image VMs: 128 MiB, 1 vCPU
 linux_mem_mib=256 # the default guest, as `make run` boots it
 linux_cpus=${BENCH_LINUX_CPUS:-2}
+# The Linux guest: the default guest's Debian kernel, or on a PVM host (where its user space
+# cannot make system calls, docs/guest.md) kiln's kernel; BENCH_LINUX_KERNEL=debian|kiln forces.
+linux_flavor=${BENCH_LINUX_KERNEL:-}
+if [ -z "$linux_flavor" ]; then
+	linux_flavor=debian
+	[ -d /sys/module/kvm_pvm ] && linux_flavor=kiln
+fi
+case $linux_flavor in
+debian) linux_kernel=$guest_dir/vmlinux linux_initrd=$guest_dir/initramfs.cpio ;;
+kiln) linux_kernel=$guest_dir/vmlinux-kiln linux_initrd=$guest_dir/initramfs-kiln.cpio ;;
+*) echo "bench: BENCH_LINUX_KERNEL must be debian or kiln" >&2; exit 1 ;;
+esac
 
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$kiln" ] || die "no kiln at $kiln (run 'make build' or set KILN)"
@@ -126,9 +138,9 @@ vmm_cmd() {
 	case $what in
 	tiny) bz=$out/tiny.bzImage elf=$out/tiny.elf ;;
 	flood) bz=$out/flood-$exit_bytes.bzImage elf='' ;;
-	linux) bz='' elf=$guest_dir/vmlinux ;;
+	linux) bz='' elf=$linux_kernel ;;
 	esac
-	local initrd=$guest_dir/initramfs.cpio
+	local initrd=$linux_initrd
 	CMD=() IMG='' WHY=''
 	case $kind in
 	raw)
@@ -261,9 +273,10 @@ done
 
 # --- 4. real guest boot (optional) ------------------------------------------------------------
 if [ "$linux" = 1 ]; then
-	if [ ! -r "$guest_dir/vmlinux" ] || [ ! -r "$guest_dir/initramfs.cpio" ]; then
-		echo "bench: building the default guest in $guest_dir"
+	if [ ! -r "$linux_kernel" ] || [ ! -r "$linux_initrd" ]; then
+		echo "bench: building the guests in $guest_dir"
 		"$root/guest/build.sh" "$guest_dir"
+		"$root/guest/build-kernel.sh" "$guest_dir"
 	fi
 	echo "bench: Linux boot: $linux_runs run(s), timeout $linux_timeout s each"
 	for ((r = 1; r <= linux_runs; r++)); do
@@ -486,9 +499,9 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		echo "- ${names[$i]}: ${bins[$i]} ($("${bins[$i]}" --version 2>/dev/null | head -1))"
 	done
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"
-	[ -s "$out/blk.txt" ] && echo "- virtio-blk in process: bench/blk, ${blk_mib} MiB file in the page cache ($(df -PT "$(dirname "$blk_file")" | awk 'NR==2{print $2}')), ${blk_s} s per run; kiln-uring, raw-uring, kiln-sync, raw-preadv interleaved run by run"
+	[ -s "$out/blk.txt" ] && echo "- virtio-blk in process: bench/blk, ${blk_mib} MiB file in the page cache ($(df -PT "$(dirname "$blk_file")" | awk 'NR==2{print $2}')), ${blk_s} s per run and implementation in 10 slices taken in turn (kiln-uring, raw-uring, kiln-sync, raw-preadv)"
 	[ -s "$out/net.txt" ] && echo "- virtio-net in process: bench/net, a TAP in its own network namespace, 20 batches of 1000 frames per run and direction; raw and kiln interleaved run by run"
-	[ "$linux" = 1 ] && echo "- Linux guest: $guest_dir/vmlinux + initramfs.cpio, ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
+	[ "$linux" = 1 ] && echo "- Linux guest: $linux_kernel + $(basename "$linux_initrd"), ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
 	[ -n "${BENCH_NOTE:-}" ] && echo "- note: $BENCH_NOTE"
 	[ "$runs" -lt 10 ] && echo "- note: only $runs runs per benchmark (BENCH_RUNS), fewer than the 10 asked for"
 	for n in "${notes[@]}"; do echo "- $n"; done
