@@ -8,6 +8,7 @@ PKGS=(
 	clang
 	cpio lz4 xz-utils zstd kmod
 	acpica-tools
+	flex bison bc libelf-dev libssl-dev patch iproute2
 )
 
 missing=()
