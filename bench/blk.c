@@ -176,6 +176,28 @@ struct run {
 	bool stop;
 };
 
+struct guest {
+	struct run *r;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t avail_idx, kicked_idx, used_seen;
+	unsigned inflight;
+};
+
+/* One implementation's state, set up on first use and kept for the whole program, as a VM
+ * keeps its device: slices start and stop traffic, not devices (a fresh device or ring per
+ * slice showed up as page clearing in the profiles). Each has its own guest RAM. */
+struct impl_ctx {
+	bool ready;
+	struct run r;
+	struct event_loop ev; /* kiln */
+	struct virtio_dev *d;
+	struct guest g;
+	struct io_uring ring; /* raw-uring */
+	int fd;		      /* raw-uring, raw-preadv */
+};
+
 static void start_clock(struct run *r)
 {
 	r->cpu0 = cpu_ns();
@@ -183,9 +205,13 @@ static void start_clock(struct run *r)
 	r->deadline = r->t0 + (uint64_t)(r->slice * 1e9);
 }
 
+/* Guest RAM as the guest sees it: one region from GPA 0 (checked when it is mapped). The
+ * device translates every address itself; the synthetic guest, like a real one, does not. */
+static void *ram(struct run *r, gpa_t gpa) { return r->mem.regions[0].hva + gpa; }
+
 static uint8_t *data_buf(struct run *r, unsigned t)
 {
-	return gpa_to_hva(&r->mem, DATA_GPA + (uint64_t)t * MAX_BLOCK, r->block);
+	return ram(r, DATA_GPA + (uint64_t)t * MAX_BLOCK);
 }
 
 /* A completed read of slot t: check it, count it, and tell whether to issue another. */
@@ -216,15 +242,6 @@ struct vhdr {
 	uint64_t sector;
 };
 
-struct guest {
-	struct run *r;
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	uint16_t avail_idx, kicked_idx, used_seen;
-	unsigned inflight;
-};
-
 static void raise_irq(void *opaque, uint16_t vector)
 {
 	struct run *r = opaque;
@@ -243,8 +260,8 @@ static uint16_t *used_event(struct guest *g) { return &g->avail->ring[QUEUE_SIZE
 static void guest_queue(struct guest *g, unsigned t)
 {
 	struct run *r = g->r;
-	struct vhdr *h = gpa_to_hva(&r->mem, HDR_GPA + 16ULL * t, 16);
-	uint8_t *status = gpa_to_hva(&r->mem, STATUS_GPA + t, 1);
+	struct vhdr *h = ram(r, HDR_GPA + 16ULL * t);
+	uint8_t *status = ram(r, STATUS_GPA + t);
 
 	r->off[t] = stream_next(&r->st);
 	*h = (struct vhdr){.type = T_IN, .sector = r->off[t] / 512};
@@ -281,7 +298,7 @@ static void guest_reap(struct guest *g)
 	while (g->used_seen != idx) {
 		struct vring_used_elem *e = &g->used->ring[g->used_seen % QUEUE_SIZE];
 		unsigned t = e->id / 3;
-		uint8_t *status = gpa_to_hva(&r->mem, STATUS_GPA + t, 1);
+		uint8_t *status = ram(r, STATUS_GPA + t);
 
 		if (e->id % 3 || t >= depth || *status != S_OK || e->len != r->block + 1)
 			die("kiln: request %u: status %u, used length %u", e->id, *status, e->len);
@@ -298,17 +315,22 @@ static void guest_rings(struct guest *g, struct run *r)
 {
 	memset(g, 0, sizeof(*g));
 	g->r = r;
-	g->desc = gpa_to_hva(&r->mem, DESC_GPA, VQ_DESC_BYTES(QUEUE_SIZE));
-	g->avail = gpa_to_hva(&r->mem, AVAIL_GPA, VQ_AVAIL_BYTES(QUEUE_SIZE));
-	g->used = gpa_to_hva(&r->mem, USED_GPA, VQ_USED_BYTES(QUEUE_SIZE));
+	g->desc = ram(r, DESC_GPA);
+	g->avail = ram(r, AVAIL_GPA);
+	g->used = ram(r, USED_GPA);
 	memset(g->desc, 0, VQ_DESC_BYTES(QUEUE_SIZE));
 	memset(g->avail, 0, VQ_AVAIL_BYTES(QUEUE_SIZE));
 	memset(g->used, 0, VQ_USED_BYTES(QUEUE_SIZE));
+}
+
+/* Write the chains for requests of r->block bytes (the queue is idle). */
+static void guest_chains(struct guest *g)
+{
 	for (unsigned t = 0; t < depth; t++) {
 		struct vring_desc *d = &g->desc[3 * t];
 		d[0] = (struct vring_desc){HDR_GPA + 16ULL * t, 16, VRING_DESC_F_NEXT,
 					   (uint16_t)(3 * t + 1)};
-		d[1] = (struct vring_desc){DATA_GPA + (uint64_t)t * MAX_BLOCK, r->block,
+		d[1] = (struct vring_desc){DATA_GPA + (uint64_t)t * MAX_BLOCK, g->r->block,
 					   VRING_DESC_F_WRITE | VRING_DESC_F_NEXT,
 					   (uint16_t)(3 * t + 2)};
 		d[2] = (struct vring_desc){STATUS_GPA + t, 1, VRING_DESC_F_WRITE, 0};
@@ -342,46 +364,49 @@ static void guest_start(struct virtio_dev *d)
 		die("kiln: the device did not accept the driver (status 0x%02x)", d->status);
 }
 
-static void run_kiln(struct run *r, enum disk_engine engine)
+static void kiln_setup(struct impl_ctx *c, enum disk_engine engine)
 {
-	struct event_loop ev;
-	struct virtio_env env = {.mem = &r->mem, .ev = &ev};
+	struct virtio_env env = {.mem = &c->r.mem, .ev = &c->ev};
 	struct disk_config cfg = {
 	    .id = "bench", .path = (char *)file_path, .readonly = true, .engine = engine};
-	struct virtio_dev *d;
-	struct guest g;
 	char err[512];
 
-	if (event_loop_init(&ev))
+	if (event_loop_init(&c->ev))
 		die("event loop: %s", strerror(errno));
-	if (virtio_blk_create(&env, &cfg, &d, err, sizeof(err)))
+	if (virtio_blk_create(&env, &cfg, &c->d, err, sizeof(err)))
 		die("%s", err);
-	if (strcmp(virtio_blk_engine(d), engine == DISK_ENGINE_SYNC ? "sync" : "io_uring"))
-		die("kiln: engine %s instead of the one asked for", virtio_blk_engine(d));
-	d->transport = (struct virtio_transport){.raise = raise_irq, .opaque = r};
-	guest_rings(&g, r);
-	guest_start(d);
+	if (strcmp(virtio_blk_engine(c->d), engine == DISK_ENGINE_SYNC ? "sync" : "io_uring"))
+		die("kiln: engine %s instead of the one asked for", virtio_blk_engine(c->d));
+	c->d->transport = (struct virtio_transport){.raise = raise_irq, .opaque = &c->r};
+	guest_rings(&c->g, &c->r);
+	guest_start(c->d);
+}
 
-	start_clock(r);
+/* One slice: keep `depth` requests in flight until the deadline, then let them finish. */
+static void run_kiln(struct impl_ctx *c)
+{
+	struct guest *g = &c->g;
+	struct virtio_dev *d = c->d;
+
+	guest_chains(g);
+	start_clock(&c->r);
 	for (unsigned t = 0; t < depth; t++)
-		guest_queue(&g, t);
-	guest_publish(&g, d);
+		guest_queue(g, t);
+	guest_publish(g, d);
 	uint64_t progress = now_ns();
-	while (g.inflight) {
-		uint16_t seen = g.used_seen;
+	while (g->inflight) {
+		uint16_t seen = g->used_seen;
 		/* 0: timeout, or EINTR (io_uring task work interrupts epoll_wait) */
-		int n = event_loop_run_once(&ev, 1000);
+		int n = event_loop_run_once(&c->ev, 1000);
 		if (n < 0)
 			die("kiln: event loop: %s", strerror(-n));
-		guest_reap(&g);
-		guest_publish(&g, d);
-		if (g.used_seen != seen)
+		guest_reap(g);
+		guest_publish(g, d);
+		if (g->used_seen != seen)
 			progress = now_ns();
 		else if (now_ns() - progress > 5000000000ULL)
-			die("kiln: no progress in 5 s (%u requests in flight)", g.inflight);
+			die("kiln: no progress in 5 s (%u requests in flight)", g->inflight);
 	}
-	virtio_dev_destroy(d);
-	event_loop_destroy(&ev);
 }
 
 /* ---- raw io_uring and raw preadv: the same reads with nothing in between ---------------- */
@@ -407,25 +432,22 @@ static void raw_prep(struct io_uring *ring, struct run *r, int fd, unsigned t)
 	io_uring_sqe_set_data64(sqe, t);
 }
 
-static void run_raw_uring(struct run *r)
+static void run_raw_uring(struct impl_ctx *c)
 {
-	struct io_uring ring;
+	struct run *r = &c->r;
 	struct io_uring_cqe *cqe;
 	unsigned inflight = 0;
-	int fd = open_file(), ret;
+	int ret;
 
-	ret = io_uring_queue_init(URING_ENTRIES, &ring, 0);
-	if (ret)
-		die("raw-uring: io_uring_queue_init: %s", strerror(-ret));
 	start_clock(r);
 	for (unsigned t = 0; t < depth; t++, inflight++)
-		raw_prep(&ring, r, fd, t);
+		raw_prep(&c->ring, r, c->fd, t);
 	while (inflight) {
-		ret = io_uring_submit_and_wait(&ring, 1);
+		ret = io_uring_submit_and_wait(&c->ring, 1);
 		if (ret < 0 && ret != -EINTR)
 			die("raw-uring: io_uring_submit_and_wait: %s", strerror(-ret));
 		unsigned head, seen = 0;
-		io_uring_for_each_cqe(&ring, head, cqe)
+		io_uring_for_each_cqe(&c->ring, head, cqe)
 		{
 			unsigned t = (unsigned)io_uring_cqe_get_data64(cqe);
 			if (cqe->res != (int)r->block)
@@ -433,20 +455,18 @@ static void run_raw_uring(struct run *r)
 			seen++;
 			inflight--;
 			if (completed(r, t, "raw-uring")) {
-				raw_prep(&ring, r, fd, t);
+				raw_prep(&c->ring, r, c->fd, t);
 				inflight++;
 			}
 		}
-		io_uring_cq_advance(&ring, seen);
+		io_uring_cq_advance(&c->ring, seen);
 	}
-	io_uring_queue_exit(&ring);
-	close(fd);
 }
 
 /* One read at a time: what kiln's sync engine does underneath. */
-static void run_raw_preadv(struct run *r)
+static void run_raw_preadv(struct impl_ctx *c)
 {
-	int fd = open_file();
+	struct run *r = &c->r;
 	unsigned t = 0;
 
 	start_clock(r);
@@ -455,11 +475,10 @@ static void run_raw_preadv(struct run *r)
 
 		r->off[t] = stream_next(&r->st);
 		memset(iov.iov_base, 0, 8);
-		if (preadv(fd, &iov, 1, (off_t)r->off[t]) != (ssize_t)r->block)
+		if (preadv(c->fd, &iov, 1, (off_t)r->off[t]) != (ssize_t)r->block)
 			die("raw-preadv: short read at %llu", (unsigned long long)r->off[t]);
 		t = (t + 1) % depth;
 	} while (completed(r, (t + depth - 1) % depth, "raw-preadv"));
-	close(fd);
 }
 
 /* ---- driver ------------------------------------------------------------------------------ */
@@ -470,47 +489,93 @@ struct tally {
 	uint64_t ops, ns, cpu_ns, kicks, irqs;
 };
 
+static struct impl_ctx ctxs[IMPL__COUNT];
+
+static void impl_setup(enum impl impl, struct impl_ctx *c)
+{
+	struct run *r = &c->r;
+	int ret;
+
+	if (guest_mem_init(&r->mem, RAM_SIZE) || r->mem.nr_regions != 1 ||
+	    r->mem.regions[0].gpa != 0 || r->mem.regions[0].size != RAM_SIZE)
+		die("guest RAM: not one region of %llu MiB at 0",
+		    (unsigned long long)(RAM_SIZE / MiB));
+	r->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->irq_efd < 0)
+		die("eventfd: %s", strerror(errno));
+	c->fd = -1;
+	switch (impl) {
+	case KILN_URING:
+		kiln_setup(c, DISK_ENGINE_URING);
+		break;
+	case KILN_SYNC:
+		kiln_setup(c, DISK_ENGINE_SYNC);
+		break;
+	case RAW_URING:
+		ret = io_uring_queue_init(URING_ENTRIES, &c->ring, 0);
+		if (ret)
+			die("raw-uring: io_uring_queue_init: %s", strerror(-ret));
+		c->fd = open_file();
+		break;
+	default:
+		c->fd = open_file();
+		break;
+	}
+	c->ready = true;
+}
+
+static void impl_teardown(enum impl impl, struct impl_ctx *c)
+{
+	if (!c->ready)
+		return;
+	if (c->d) {
+		virtio_dev_destroy(c->d);
+		event_loop_destroy(&c->ev);
+	}
+	if (impl == RAW_URING)
+		io_uring_queue_exit(&c->ring);
+	if (c->fd >= 0)
+		close(c->fd);
+	close(c->r.irq_efd);
+	guest_mem_destroy(&c->r.mem);
+	c->ready = false;
+}
+
 /* One slice of a run: `slice` seconds of impl, added to *t. */
 static void one_slice(enum impl impl, const struct workload *w, double slice, struct tally *t)
 {
-	static struct run r; /* guest RAM mapped once, reused */
+	struct impl_ctx *c = &ctxs[impl];
+	struct run *r = &c->r;
 
-	if (!r.mem.base) {
-		if (guest_mem_init(&r.mem, RAM_SIZE))
-			die("guest RAM: %s", strerror(errno));
-		r.irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (r.irq_efd < 0)
-			die("eventfd: %s", strerror(errno));
-	}
-	r.block = w->block;
-	r.slice = slice;
-	r.ops = r.kicks = r.irqs = 0;
-	r.stop = false;
-	r.t1 = 0;
-	r.st = t->st;
+	if (!c->ready)
+		impl_setup(impl, c);
+	r->block = w->block;
+	r->slice = slice;
+	r->ops = r->kicks = r->irqs = 0;
+	r->stop = false;
+	r->t1 = 0;
+	r->st = t->st;
 	switch (impl) {
 	case KILN_URING:
-		run_kiln(&r, DISK_ENGINE_URING);
-		break;
 	case KILN_SYNC:
-		run_kiln(&r, DISK_ENGINE_SYNC);
+		run_kiln(c);
 		break;
 	case RAW_URING:
-		run_raw_uring(&r);
+		run_raw_uring(c);
 		break;
 	default:
-		run_raw_preadv(&r);
+		run_raw_preadv(c);
 		break;
 	}
-	if (!r.t1)
+	if (!r->t1)
 		die("%s: the run ended before its deadline", impl_names[impl]);
 	/* Requests still in flight at the deadline completed after t1: not counted. */
-	t->st = r.st;
-	t->ops += r.ops;
-	t->ns += r.t1 - r.t0;
-	t->cpu_ns += r.cpu1 - r.cpu0;
-	t->kicks += r.kicks;
-	t->irqs += r.irqs;
+	t->st = r->st;
+	t->ops += r->ops;
+	t->ns += r->t1 - r->t0;
+	t->cpu_ns += r->cpu1 - r->cpu0;
+	t->kicks += r->kicks;
+	t->irqs += r->irqs;
 }
 
 /* One run of one workload: every implementation, slice by slice in turn, so that a change of
@@ -636,5 +701,7 @@ int main(int argc, char **argv)
 		for (size_t w = 0; w < ARRAY_SIZE(workloads); w++)
 			if (!only_workload || !strcmp(only_workload, workloads[w].name))
 				one_run(&workloads[w], run);
+	for (unsigned i = 0; i < IMPL__COUNT; i++)
+		impl_teardown((enum impl)i, &ctxs[i]);
 	return 0;
 }

@@ -355,7 +355,7 @@ if [ "$blk" = off ]; then
 elif [ ! -x "$blk" ]; then
 	note "virtio-blk throughput not measured: no $blk (built with kiln by meson)"
 else
-	echo "bench: virtio-blk in process vs raw io_uring: $runs runs of ${blk_s} s per workload and engine, interleaved"
+	echo "bench: virtio-blk in process vs raw io_uring: $runs runs of ${blk_s} s per workload and engine, in 10 interleaved slices"
 	run_bg "$out/blk.txt" "$blk" --file "$blk_file" --size "$blk_mib" --runs "$runs" \
 		--seconds "$blk_s" 2>"$out/logs/blk.err" ||
 		die "bench/blk failed: $(tail -c 300 "$out/logs/blk.err")"
@@ -363,6 +363,7 @@ else
 		w=$(key "$line" workload) impl=$(key "$line" impl)
 		record "blk_${w}_iops" "$impl" "$(key "$line" iops)"
 		record "blk_${w}_mbps" "$impl" "$(key "$line" mbps)"
+		record "blk_${w}_cpu" "$impl" "$(key "$line" cpu_us_per_op)"
 	done < <(grep '^blk ' "$out/blk.txt")
 fi
 
@@ -436,6 +437,8 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	row blk_rand4k_mbps "virtio-blk in process: 4 KiB random reads, QD 32" MB/s
 	row blk_seq64k_iops "virtio-blk in process: 64 KiB sequential reads, QD 32" IOPS
 	row blk_seq64k_mbps "virtio-blk in process: 64 KiB sequential reads, QD 32" MB/s
+	row blk_rand4k_cpu "virtio-blk in process: 4 KiB random reads, CPU time per request" us
+	row blk_seq64k_cpu "virtio-blk in process: 64 KiB sequential reads, CPU time per request" us
 	row net_rx_64_pps "virtio-net on a TAP: host -> guest, 64-byte frames" pkts/s
 	row net_rx_64_mbps "virtio-net on a TAP: host -> guest, 64-byte frames" Mbit/s
 	row net_rx_1514_pps "virtio-net on a TAP: host -> guest, 1514-byte frames" pkts/s

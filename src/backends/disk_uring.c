@@ -113,11 +113,11 @@ static void handle(struct disk *d, struct disk_req *r, int res)
 			return;
 		}
 		r->done += (uint64_t)res;
-		disk_req_advance(r, (uint64_t)res);
 		if (r->done >= r->len) {
 			finish(d, r, 0);
 			return;
 		}
+		disk_req_advance(r, (uint64_t)res);
 		if (!prep(d, r)) /* short transfer: continue where it stopped */
 			finish(d, r, disk_execute(d, r));
 		return;

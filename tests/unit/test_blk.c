@@ -271,6 +271,53 @@ static void test_scatter_indirect(void **state)
 	assert_memory_equal(h, w, sizeof(w));
 }
 
+/* Header and data in one buffer, data and status in one buffer: the device cuts the data
+ * out of the chain's buffers in place. */
+static void test_shared_buffers(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t w[3 * 512], h[3 * 512];
+	struct hdr hd = {.type = T_OUT, .sector = 40};
+	struct fd_buf b[3];
+	uint32_t id, len;
+
+	skip_without_engine(t);
+	fill_pattern(w, sizeof(w), 77);
+	fd_reset_heap(&t->f);
+	/* OUT: [header + 1 sector] [2 sectors] [status] */
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16 + 512), 16 + 512, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	memcpy(fd_hva(&t->f, b[0].gpa + 16), w, 512);
+	b[1] = (struct fd_buf){fd_alloc(&t->f, 1024), 1024, false};
+	memcpy(fd_hva(&t->f, b[1].gpa), w + 512, 1024);
+	b[2] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
+	fd_submit(&t->f, fd_chain(&t->f, b, 3));
+	fd_kick(&t->f);
+	for (int i = 0; i < 500 && !fd_used(&t->f, &id, &len); i++)
+		event_loop_run_once(&t->ev, 10);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[2].gpa), S_OK);
+	host_read(t, 40 * 512, h, sizeof(h));
+	assert_memory_equal(h, w, sizeof(w));
+	/* IN: [header] [1 sector] [2 sectors + status] */
+	hd.type = T_IN;
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	b[1] = (struct fd_buf){fd_alloc(&t->f, 512), 512, true};
+	b[2] = (struct fd_buf){fd_alloc(&t->f, 1025), 1025, true};
+	memset(fd_hva(&t->f, b[1].gpa), 0, 512);
+	memset(fd_hva(&t->f, b[2].gpa), 0, 1025);
+	fd_submit(&t->f, fd_chain(&t->f, b, 3));
+	fd_kick(&t->f);
+	len = 0;
+	for (int i = 0; i < 500 && !fd_used(&t->f, &id, &len); i++)
+		event_loop_run_once(&t->ev, 10);
+	assert_int_equal(len, sizeof(w) + 1);
+	assert_int_equal(((uint8_t *)fd_hva(&t->f, b[2].gpa))[1024], S_OK);
+	assert_memory_equal(fd_hva(&t->f, b[1].gpa), w, 512);
+	assert_memory_equal(fd_hva(&t->f, b[2].gpa), w + 512, 1024);
+}
+
 static void test_bad_requests(void **state)
 {
 	struct fx *t = *state;
@@ -787,6 +834,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    BOTH(test_round_trip),
 	    BOTH(test_scatter_indirect),
+	    BOTH(test_shared_buffers),
 	    BOTH(test_bad_requests),
 	    BOTH(test_short_header),
 	    BOTH(test_no_status_byte),
