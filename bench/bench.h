@@ -1,4 +1,5 @@
-/* bench.h: helpers shared by the in-process benchmark programs (header-only). */
+/* bench.h: helpers shared by the benchmark programs, the in-process ones (blk, net) and the
+ * VMM-process harnesses (vmmproc.h) alike (header-only). */
 #pragma once
 
 #include <stdarg.h>
@@ -9,7 +10,7 @@
 
 #include "util/compiler.h"
 
-/* Each program defines its name for messages ("blk", "net"). */
+/* Each program that calls die() defines its name for messages ("blk", "net"). */
 extern const char *const bench_name;
 
 /* Print "NAME: message" to stderr and exit 1. */
@@ -25,6 +26,7 @@ static inline __printf(1, 2) __noreturn void die(const char *fmt, ...)
 	exit(1);
 }
 
+/* CLOCK_MONOTONIC now, in nanoseconds. */
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;

@@ -14,7 +14,7 @@ cc=${CC:-cc}
 mkdir -p "$out"
 
 cflags=(-std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
-	-Wmissing-prototypes -D_FILE_OFFSET_BITS=64)
+	-Wmissing-prototypes -D_FILE_OFFSET_BITS=64 -I"$here/../src") # bench.h: util/compiler.h
 for prog in startup density; do
 	"$cc" "${cflags[@]}" -o "$out/$prog" "$here/$prog.c" "$here/vmmproc.c"
 done

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "bench.h"
 #include "vmmproc.h"
 
 static void usage(FILE *f)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "bench.h"
 #include "vmmproc.h"
 
 #define MAX_AT 8

@@ -22,13 +22,6 @@
 static pid_t tracked[MAX_TRACKED];
 static volatile sig_atomic_t ntracked;
 
-uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void on_signal(int sig)
 {
 	(void)sig;

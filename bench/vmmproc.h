@@ -8,6 +8,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "bench.h" /* now_ns */
+
 /* A VMM started by vmm_spawn(): its own process group, SIGKILL if the harness dies. */
 struct vmm {
 	pid_t pid;
@@ -22,9 +24,6 @@ struct vmm {
 };
 
 enum vmm_out { VMM_OUT_PIPE, VMM_OUT_NULL };
-
-/* CLOCK_MONOTONIC now, in nanoseconds. */
-uint64_t now_ns(void);
 
 /* fork + exec argv[0] (PATH searched) with stdin from /dev/null, stdout to a pipe or
  * /dev/null, stderr to stderr_path (NULL: /dev/null). Returns 0 or -errno (message printed). */

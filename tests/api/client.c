@@ -26,6 +26,17 @@
 const char *kiln_path;
 const char *tick_path;
 
+bool client_args(int argc, char **argv, bool tick)
+{
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s KILN%s\n", argv[0], tick ? " [TICK_GUEST]" : "");
+		return false;
+	}
+	kiln_path = argv[1];
+	tick_path = tick && argc > 2 && argv[2][0] ? argv[2] : NULL;
+	return true;
+}
+
 void sleep_ms(int ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
@@ -236,17 +247,54 @@ void http(const char *sock, const char *method, const char *path, const char *bo
 	free(req);
 }
 
-void expect(const char *sock, const char *method, const char *path, const char *body, int status,
-	    const char *fault_substr)
+/* expect and expect_exact: fault is a substring of fault_message, or (exact) all of it. */
+static void expect_fault(const char *sock, const char *method, const char *path, const char *body,
+			 int status, const char *fault, bool exact)
 {
 	struct resp r;
 	http(sock, method, path, body, &r);
 	const char *fm = json_field(r.body, "fault_message");
-	if (r.status != status || (fault_substr && !strstr(fm, fault_substr)) ||
-	    (status >= 400 && !fm[0]))
+	bool fault_ok = !fault || (exact ? strcmp(fm, fault) == 0 : strstr(fm, fault) != NULL);
+	if (r.status != status || !fault_ok || (status >= 400 && !fm[0]))
 		fail_msg("%s %s %s\n  expected %d%s%s, got %d: %s", method, path, body ? body : "",
-			 status, fault_substr ? " with fault_message containing " : "",
-			 fault_substr ? fault_substr : "", r.status, r.body);
+			 status,
+			 !fault	 ? ""
+			 : exact ? " with fault_message equal to "
+				 : " with fault_message containing ",
+			 fault ? fault : "", r.status, r.body);
+}
+
+void expect(const char *sock, const char *method, const char *path, const char *body, int status,
+	    const char *fault_substr)
+{
+	expect_fault(sock, method, path, body, status, fault_substr, false);
+}
+
+void expect_exact(const char *sock, const char *method, const char *path, const char *body,
+		  int status, const char *fault)
+{
+	expect_fault(sock, method, path, body, status, fault, true);
+}
+
+void put_string(const char *sock, const char *path, const char *field, const char *value)
+{
+	char body[1024];
+	snprintf(body, sizeof(body), "{\"%s\": \"%s\"}", field, value);
+	expect(sock, "PUT", path, body, 204, NULL);
+}
+
+void put_tick_config(struct kiln *k)
+{
+	put_string(k->sock, "/metrics", "metrics_path", kiln_file(k, "metrics.json"));
+	put_string(k->sock, "/boot-source", "kernel_image_path", tick_path);
+	put_string(k->sock, "/serial", "serial_out_path", kiln_file(k, "serial.out"));
+}
+
+const char *vm_config(const char *sock)
+{
+	static struct resp r;
+	http(sock, "GET", "/vm/config", NULL, &r);
+	return r.body;
 }
 
 const char *json_field(const char *body, const char *key)
@@ -272,6 +320,21 @@ long long json_int(const char *body, const char *path)
 		ret = json_integer_value(v);
 	json_decref(o);
 	return ret;
+}
+
+void file_last_line(const char *path, char *buf, size_t len)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		fail_msg("open %s: %s", path, strerror(errno));
+	buf[0] = '\0';
+	while (getline(&line, &cap, f) >= 0)
+		snprintf(buf, len, "%s", line);
+	free(line);
+	fclose(f);
 }
 
 bool file_contains(const char *path, const char *substr)

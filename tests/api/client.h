@@ -5,9 +5,13 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* Set by each test program's main from its arguments. */
+/* Set by each test program's main from its arguments (client_args). */
 extern const char *kiln_path; /* the kiln binary */
 extern const char *tick_path; /* tests/guests/tick.elf, or NULL when not built */
+
+/* main's arguments: KILN, and with tick [TICK_GUEST] (an empty one: not built). Sets kiln_path
+ * and tick_path; false (usage printed) when KILN is missing. */
+bool client_args(int argc, char **argv, bool tick);
 
 struct resp {
 	int status; /* -1: no response */
@@ -49,16 +53,29 @@ int http_connect(const char *sock);
 /* Read a whole response from fd (until EOF, 10 s timeout) and parse it. */
 void http_read(int fd, struct resp *r);
 
-/* Assert a response: status and (if non-NULL) a substring of fault_message. Prints the
- * request and the response on failure. */
+/* Assert a response: status and (if non-NULL) a substring of fault_message; a status of 400
+ * or more needs a fault_message. Prints the request and the response on failure. */
 void expect(const char *sock, const char *method, const char *path, const char *body, int status,
 	    const char *fault_substr);
+/* The same with the whole fault_message (if non-NULL) equal to fault. */
+void expect_exact(const char *sock, const char *method, const char *path, const char *body,
+		  int status, const char *fault);
+/* PUT {"field": "value"} to path, expecting 204. */
+void put_string(const char *sock, const char *path, const char *field, const char *value);
+/* PUT /metrics (metrics.json), /boot-source (the tick guest) and /serial (serial.out), the
+ * files in k->dir: the pre-boot configuration the running-guest tests share. */
+void put_tick_config(struct kiln *k);
+/* GET /vm/config: the body (static buffer, valid until the next call). */
+const char *vm_config(const char *sock);
 
 /* A string field of a JSON body ("" if absent), copied to a static buffer. */
 const char *json_field(const char *body, const char *key);
 /* An integer field of a JSON object at a '/'-separated path ("uart/tx_bytes"); -1 if absent. */
 long long json_int(const char *body, const char *path);
 
+/* Copy the file's last line (at most len - 1 bytes of it) to buf; the test fails if the file
+ * cannot be opened. */
+void file_last_line(const char *path, char *buf, size_t len);
 /* Does the file contain substr? */
 bool file_contains(const char *path, const char *substr);
 /* Count lines in a file that start with prefix (0 if the file is missing). */

@@ -95,9 +95,7 @@ static void test_boot_source(void **state)
 	expect(k.sock, "PUT", "/boot-source", "[1, 2]", 400, "expected a JSON object, got array");
 	expect(k.sock, "PUT", "/boot-source", "{\"kernel_image_path\": \"\"}", 400, "empty path");
 	/* the failed PUTs changed nothing: the first one's boot_args are still there */
-	struct resp r;
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "\"boot_args\":\"quiet\""));
+	assert_non_null(strstr(vm_config(k.sock), "\"boot_args\":\"quiet\""));
 }
 
 static void test_machine_config(void **state)
@@ -157,7 +155,6 @@ static void test_machine_config(void **state)
 static void test_drives(void **state)
 {
 	char body[1024];
-	struct resp r;
 	(void)state;
 	write_file(kiln_file(&k, "disk.img"), "not much of a disk\n");
 	expect(k.sock, "PUT", "/drives/rootfs",
@@ -171,10 +168,10 @@ static void test_drives(void **state)
 			 "false, \"is_read_only\": true, \"rate_limiter\": null}",
 			 "disk.img"),
 	       204, NULL);
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "\"drive_id\":\"rootfs\""));
-	assert_non_null(strstr(r.body, "\"cache_type\":\"Writeback\""));
-	assert_non_null(strstr(r.body, "\"io_engine\":\"Async\""));
+	const char *cfg = vm_config(k.sock);
+	assert_non_null(strstr(cfg, "\"drive_id\":\"rootfs\""));
+	assert_non_null(strstr(cfg, "\"cache_type\":\"Writeback\""));
+	assert_non_null(strstr(cfg, "\"io_engine\":\"Async\""));
 
 	expect(k.sock, "PUT", "/drives/rootfs",
 	       with_path("{\"drive_id\": \"other\", \"path_on_host\": \"%s\", \"is_root_device\": "
@@ -224,8 +221,7 @@ static void test_drives(void **state)
 	expect(k.sock, "PATCH", "/drives/data",
 	       with_path("{\"drive_id\": \"data\", \"path_on_host\": \"%s\"}", "disk2.img"), 204,
 	       NULL);
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "disk2.img"));
+	assert_non_null(strstr(vm_config(k.sock), "disk2.img"));
 	expect(k.sock, "PATCH", "/drives/rootfs",
 	       with_path("{\"drive_id\": \"rootfs\", \"path_on_host\": \"%s\", \"is_read_only\": "
 			 "true}",
@@ -236,20 +232,17 @@ static void test_drives(void **state)
 	expect(k.sock, "PATCH", "/drives/rootfs",
 	       "{\"drive_id\": \"rootfs\", \"path_on_host\": \"/no/such.img\"}", 400,
 	       "drive: path_on_host: /no/such.img: No such file or directory");
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_null(strstr(r.body, "/no/such.img"));
+	assert_null(strstr(vm_config(k.sock), "/no/such.img"));
 }
 
 static void test_network(void **state)
 {
-	struct resp r;
 	(void)state;
 	expect(k.sock, "PUT", "/network-interfaces/eth0",
 	       "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap0\", \"guest_mac\": "
 	       "\"06:00:AC:10:00:02\", \"mtu\": 1500}",
 	       204, NULL);
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "\"guest_mac\":\"06:00:ac:10:00:02\""));
+	assert_non_null(strstr(vm_config(k.sock), "\"guest_mac\":\"06:00:ac:10:00:02\""));
 	expect(k.sock, "PUT", "/network-interfaces/eth1",
 	       "{\"iface_id\": \"eth1\", \"host_dev_name\": \"tap1\", \"guest_mac\": \"06:00:ac\"}",
 	       400, "guest_mac: \"06:00:ac\" is not a MAC address");
@@ -278,7 +271,6 @@ static void test_network(void **state)
 
 static void test_entropy_serial(void **state)
 {
-	struct resp r;
 	(void)state;
 	expect(k.sock, "PUT", "/entropy", "{}", 204, NULL);
 	expect(k.sock, "PUT", "/entropy", "{\"rate_limiter\": {\"ops\": {}}}", 400,
@@ -286,8 +278,7 @@ static void test_entropy_serial(void **state)
 	expect(k.sock, "PUT", "/entropy", "{\"rate\": 1}", 400, "unknown field 'rate'");
 	expect(k.sock, "PUT", "/entropy", "[]", 400, "expected a JSON object, got array");
 	expect(k.sock, "PUT", "/entropy", "", 400, "entropy: empty");
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "\"entropy\":{}"));
+	assert_non_null(strstr(vm_config(k.sock), "\"entropy\":{}"));
 
 	expect(k.sock, "PUT", "/serial", with_path("{\"serial_out_path\": \"%s\"}", "serial.out"),
 	       204, NULL);
@@ -318,9 +309,7 @@ static void test_logger(void **state)
 	       "logger: already configured");
 	/* the logger took effect: the request log lines (debug) are in the file */
 	assert_true(wait_lines(kiln_file(&k, "kiln.log"), "", 1, 2000));
-	struct resp r;
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "\"level\":\"Debug\""));
+	assert_non_null(strstr(vm_config(k.sock), "\"level\":\"Debug\""));
 }
 
 static void test_metrics(void **state)
@@ -543,11 +532,8 @@ static void test_cli_args(void **state)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s KILN\n", argv[0]);
+	if (!client_args(argc, argv, false))
 		return 2;
-	}
-	kiln_path = argv[1];
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_get_preboot, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_boot_source, setup, teardown),

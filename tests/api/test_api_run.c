@@ -47,12 +47,7 @@ static void boot_tick(void)
 {
 	char body[1024];
 	kiln_start(&k, true, (const char *const[]){"--id", "run-test", NULL});
-	snprintf(body, sizeof(body), "{\"metrics_path\": \"%s\"}", kiln_file(&k, "metrics.json"));
-	expect(k.sock, "PUT", "/metrics", body, 204, NULL);
-	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", tick_path);
-	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
-	snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", serial_out());
-	expect(k.sock, "PUT", "/serial", body, 204, NULL);
+	put_tick_config(&k);
 	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 2, \"mem_size_mib\": 64}", 204,
 	       NULL);
 	/* a drive the tick guest never reads: it must be created, and show up in metrics */
@@ -164,12 +159,8 @@ static void test_pause_resume(void **st)
 	/* metrics: two flushes plus the final line at exit, device counters in them */
 	const char *m = kiln_file(&k, "metrics.json");
 	assert_true(count_lines(m, "{\"utc_timestamp_ms\":") >= 3);
-	char line[4096] = "", last[4096] = "";
-	FILE *f = fopen(m, "r");
-	assert_non_null(f);
-	while (fgets(line, sizeof(line), f))
-		memcpy(last, line, sizeof(last));
-	fclose(f);
+	char last[4096];
+	file_last_line(m, last, sizeof(last));
 	assert_true(json_int(last, "uart/tx_bytes") > 100);
 	assert_int_equal(json_int(last, "vmm/vcpus"), 2);
 	assert_true(json_int(last, "api/requests") >= 10);
@@ -198,7 +189,6 @@ static void patch_path(const char *id, const char *file, int status, const char 
  * new file's lock and lets the old one go), bad bodies change nothing. */
 static void test_drive_patch(void **st)
 {
-	struct resp r;
 	char msg[512];
 	(void)st;
 	boot_tick();
@@ -210,9 +200,9 @@ static void test_drive_patch(void **st)
 	patch_path("scratch", "other.img", 204, NULL);
 	assert_true(unlocked(kiln_file(&k, "scratch.img")));
 	assert_false(unlocked(kiln_file(&k, "other.img")));
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "other.img"));
-	assert_null(strstr(r.body, "scratch.img"));
+	const char *cfg = vm_config(k.sock);
+	assert_non_null(strstr(cfg, "other.img"));
+	assert_null(strstr(cfg, "scratch.img"));
 	/* the same file again (say, after growing it): kiln keeps its lock */
 	patch_path("scratch", "other.img", 204, NULL);
 	assert_false(unlocked(kiln_file(&k, "other.img")));
@@ -246,8 +236,7 @@ static void test_drive_patch(void **st)
 	patch_path("scratch", "third.img", 400, msg);
 	close(fd);
 	assert_false(unlocked(kiln_file(&k, "other.img")));
-	http(k.sock, "GET", "/vm/config", NULL, &r);
-	assert_non_null(strstr(r.body, "other.img"));
+	assert_non_null(strstr(vm_config(k.sock), "other.img"));
 
 	/* while paused too, and the guest carries on afterwards */
 	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
@@ -274,19 +263,15 @@ static void test_signal_while_paused(void **st)
 
 static void test_start_failure_then_fix(void **st)
 {
-	char body[1024];
 	(void)st;
 	kiln_start(&k, true, NULL);
 	write_file(kiln_file(&k, "junk"), "this is not a kernel\n");
-	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", kiln_file(&k, "junk"));
-	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
+	put_string(k.sock, "/boot-source", "kernel_image_path", kiln_file(&k, "junk"));
 	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 400,
 	       "InstanceStart: ");
 	assert_string_equal(state(), "Not started");
-	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", tick_path);
-	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
-	snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", serial_out());
-	expect(k.sock, "PUT", "/serial", body, 204, NULL);
+	put_string(k.sock, "/boot-source", "kernel_image_path", tick_path);
+	put_string(k.sock, "/serial", "serial_out_path", serial_out());
 	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
 	assert_true(wait_lines(serial_out(), "READY tick", 1, 10000));
 	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
@@ -296,16 +281,12 @@ static void test_start_failure_then_fix(void **st)
 /* GET /vm/config of a configured VM is a config file that boots the same VM. */
 static void test_config_file(void **st)
 {
-	char body[1024];
 	struct resp r;
 	(void)st;
 	kiln_start(&k, true, NULL);
-	snprintf(body, sizeof(body), "{\"kernel_image_path\": \"%s\"}", tick_path);
-	expect(k.sock, "PUT", "/boot-source", body, 204, NULL);
-	snprintf(body, sizeof(body), "{\"serial_out_path\": \"%s\"}", serial_out());
-	expect(k.sock, "PUT", "/serial", body, 204, NULL);
-	snprintf(body, sizeof(body), "{\"metrics_path\": \"%s\"}", kiln_file(&k, "m.json"));
-	expect(k.sock, "PUT", "/metrics", body, 204, NULL);
+	put_string(k.sock, "/boot-source", "kernel_image_path", tick_path);
+	put_string(k.sock, "/serial", "serial_out_path", serial_out());
+	put_string(k.sock, "/metrics", "metrics_path", kiln_file(&k, "m.json"));
 	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 204,
 	       NULL);
 	http(k.sock, "GET", "/vm/config", NULL, &r);
@@ -339,12 +320,8 @@ static void test_config_file(void **st)
 
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s KILN [TICK_GUEST]\n", argv[0]);
+	if (!client_args(argc, argv, true))
 		return 2;
-	}
-	kiln_path = argv[1];
-	tick_path = argc > 2 && argv[2][0] ? argv[2] : NULL;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_state_and_preboot_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
