@@ -21,24 +21,12 @@ dl=$out/dl-src
 src_meta="linux-source"
 host_pkgs=(make gcc flex bison bc libelf-dev libssl-dev xz-utils patch)
 
-export DEBIAN_FRONTEND=noninteractive LC_ALL=C
-
-log() { echo "guest/build-kernel.sh: $*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+me=guest/build-kernel.sh
+# shellcheck source=guest/lib.sh
+. "$here/lib.sh"
 
 exec 9>"$out/.lock-kernel"
 flock 9
-
-apt_updated=0
-apt_update() {
-	[ "$apt_updated" = 1 ] && return 0
-	log "apt-get update"
-	apt-get update -qq >&2 || die "apt-get update failed"
-	apt_updated=1
-}
 
 # The meta-package's Depends names the versioned source package: "linux-source-6.1 (= V)"
 # or just "linux-source-6.1". Sets spkg and sver.
@@ -72,19 +60,7 @@ if [ -f "$out/vmlinux-kiln" ] && [ -f "$out/kernel-kiln-release" ] &&
 fi
 log "building the kiln guest kernel from $spkg $sver into $out"
 
-missing=()
-for p in "${host_pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]} (run as root or install them)"
-	log "apt-get install ${missing[*]}"
-	if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; then
-		apt_update
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-			die "apt-get install ${missing[*]} failed"
-	fi
-fi
+need_host_pkgs "${host_pkgs[@]}"
 
 deb=$dl/${spkg}_${sver//:/%3a}_all.deb
 if [ ! -s "$deb" ]; then

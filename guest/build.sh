@@ -24,25 +24,13 @@ modules=(virtio_pci virtio_mmio virtio_blk virtio_net virtio_console virtio-rng
 	virtio_balloon vmw_vsock_virtio_transport)
 host_pkgs=(cpio lz4 xz-utils zstd bzip2)
 
-export DEBIAN_FRONTEND=noninteractive LC_ALL=C
-
-log() { echo "guest/build.sh: $*" >&2; }
-die() {
-	log "error: $*"
-	exit 1
-}
+me=guest/build.sh
+# shellcheck source=guest/lib.sh
+. "$here/lib.sh"
 
 # One build per OUTDIR at a time (meson tests and make may race).
 exec 9>"$out/.lock"
 flock 9
-
-apt_updated=0
-apt_update() {
-	[ "$apt_updated" = 1 ] && return 0
-	log "apt-get update"
-	apt-get update -qq >&2 || die "apt-get update failed"
-	apt_updated=1
-}
 
 # Resolve the package versions to use, as apt would pick them (one apt-cache
 # call: it is the slow part of an up-to-date check). Sets kpkg, kver_pkg, bbver.
@@ -90,20 +78,7 @@ if [ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio" ] && [ -f "$out/initramfs
 fi
 log "building guest from $kpkg $kver_pkg and $bb_pkg $bbver into $out"
 
-# Host tools, installed only when missing.
-missing=()
-for p in "${host_pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || die "missing packages ${missing[*]} (run as root or install them)"
-	log "apt-get install ${missing[*]}"
-	if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2; then
-		apt_update
-		apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-			die "apt-get install ${missing[*]} failed"
-	fi
-fi
+need_host_pkgs "${host_pkgs[@]}"
 
 # fetch PKG VERSION: print the path of the cached .deb, downloading it if needed.
 fetch() {
