@@ -45,6 +45,20 @@ static inline int netns_make_tap(const char *name, const char *ip, uint8_t mac[6
 		printf("SKIP: unshare(CLONE_NEWNET): %s (needs CAP_SYS_ADMIN)\n", strerror(errno));
 		return -1;
 	}
+	/* No IPv6 in the test's namespace: its neighbour discovery and MLD frames would arrive
+	 * on the TAP at random moments among the frames a test waits for. /proc/sys/net is the
+	 * namespace of the caller; a kernel without IPv6 has no such file, which is fine. */
+	for (unsigned i = 0; i < 2; i++) {
+		static const char *const knobs[] = {"/proc/sys/net/ipv6/conf/all/disable_ipv6",
+						    "/proc/sys/net/ipv6/conf/default/disable_ipv6"};
+		int k = open(knobs[i], O_WRONLY | O_CLOEXEC);
+
+		if (k >= 0) {
+			if (write(k, "1", 1) != 1)
+				printf("note: %s: %s\n", knobs[i], strerror(errno));
+			close(k);
+		}
+	}
 	fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		printf("SKIP: /dev/net/tun: %s\n", strerror(errno));
@@ -78,6 +92,23 @@ static inline int netns_make_tap(const char *name, const char *ip, uint8_t mac[6
 	return 0;
 fail:
 	printf("SKIP: configuring %s: %s\n", name, strerror(errno));
+	return -1;
+}
+
+/* Wait up to ms milliseconds for IFF_RUNNING on dev (operational state up: the kernel's link
+ * watcher has activated its transmit queue). Returns 0, or -1 on timeout or error. */
+static inline int netns_wait_running(const char *dev, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 10) {
+		struct ifreq ifr = {0};
+
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
+		if (netns_ifreq_ioctl(SIOCGIFFLAGS, &ifr))
+			return -1;
+		if (ifr.ifr_flags & IFF_RUNNING)
+			return 0;
+		usleep(10000);
+	}
 	return -1;
 }
 

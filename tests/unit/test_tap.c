@@ -58,6 +58,13 @@ static int start(uint64_t features)
 		print_error("%s\n", err);
 		return -1;
 	}
+	/* Attaching the TAP turns its carrier on, but the host only starts transmitting on it
+	 * once its link watcher has run (until then its queue discipline drops everything):
+	 * wait for that, or a datagram the test sends at once is lost. */
+	if (netns_wait_running(TAP, 3000)) {
+		print_error("%s: not running 3 s after attach\n", TAP);
+		return -1;
+	}
 	return fv_start(&v, dev, 256, features) & VIRTIO_STATUS_DRIVER_OK ? 0 : -1;
 }
 
@@ -221,7 +228,7 @@ static void test_udp_both_ways(void **state)
 
 	host_sendto_guest(s, "hello from the host");
 	const char *p = NULL;
-	while (wait_used(FV_RXQ, &id, &len, 2000)) { /* skip IPv6 chatter, if any */
+	while (wait_used(FV_RXQ, &id, &len, 5000)) { /* skip IPv6 chatter, if any */
 		if ((p = udp_payload(rx, len, &plen)))
 			break;
 		fv_add_rx(&v, rx, 2048);
@@ -264,7 +271,7 @@ static void test_full_ring_no_drop(void **state)
 		fv_add_rx(&v, rx[i], 2048);
 	}
 	virtio_dev_kick(dev, FV_RXQ);
-	while (got < N && wait_used(FV_RXQ, &id, &len, 2000)) {
+	while (got < N && wait_used(FV_RXQ, &id, &len, 5000)) {
 		size_t plen;
 		const char *p = udp_payload(rx[id], len, &plen);
 
