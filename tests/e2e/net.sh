@@ -29,6 +29,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/kiln-e2e-net.XXXXXX")
 pids=()
 e2e_cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	# and whatever still runs in the namespace (the servers started through in_ns)
+	ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
 	ip netns del "$ns" 2>/dev/null || true
 	rm -rf "$work"
 }
