@@ -113,17 +113,7 @@ static int cmd_run(int argc, char **argv)
 	int sig = vm.stop_signal;
 	vm_destroy(&vm);
 	vm_config_free(&cfg);
-
-	switch (why) {
-	case VM_STOP_RESET:
-	case VM_STOP_POWEROFF:
-		return 0;
-	case VM_STOP_USER:
-		return sig ? 128 + sig : 0;
-	default:
-		fprintf(stderr, "kiln: the VM stopped on an error (see the log above)\n");
-		return 1;
-	}
+	return vm_exit_status(why, sig);
 }
 
 static void api_usage(FILE *f)

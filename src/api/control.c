@@ -327,20 +327,6 @@ static int setup(struct control *m, const struct api_options *o, char *err, size
 	return 0;
 }
 
-static int exit_status(enum vm_stop_reason why, int sig)
-{
-	switch (why) {
-	case VM_STOP_RESET:
-	case VM_STOP_POWEROFF:
-		return 0;
-	case VM_STOP_USER:
-		return sig ? 128 + sig : 0;
-	default:
-		fprintf(stderr, "kiln: the VM stopped on an error (see the log above)\n");
-		return 1;
-	}
-}
-
 int api_run(const struct api_options *o)
 {
 	static struct control m; /* big (struct vm): not on the stack */
@@ -368,7 +354,7 @@ int api_run(const struct api_options *o)
 		uint64_t one = 1; /* commands queued behind InstanceStart */
 		(void)!write(a->cmd_efd, &one, sizeof(one));
 		enum vm_stop_reason why = vm_run(&m.vm);
-		status = exit_status(why, m.vm.stop_signal);
+		status = vm_exit_status(why, m.vm.stop_signal);
 		log_info("api: the VM stopped (reason %d)", (int)why);
 	} else {
 		status = m.stop_signal ? 128 + m.stop_signal : 1;

@@ -598,3 +598,17 @@ int vm_drive_update_path(struct vm *vm, const char *id, const char *path, char *
 	snprintf(err, errlen, "drive '%s': no such drive in the running VM", id);
 	return -ENOENT;
 }
+
+int vm_exit_status(enum vm_stop_reason why, int sig)
+{
+	switch (why) {
+	case VM_STOP_RESET:
+	case VM_STOP_POWEROFF:
+		return 0;
+	case VM_STOP_USER:
+		return sig ? 128 + sig : 0;
+	default:
+		fprintf(stderr, "kiln: the VM stopped on an error (see the log above)\n");
+		return 1;
+	}
+}

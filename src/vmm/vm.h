@@ -100,6 +100,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
  * Returns the stop reason. */
 enum vm_stop_reason vm_run(struct vm *vm);
 
+/* kiln's exit status for a VM that stopped for `why` (sig: the signal that stopped it, or 0):
+ * 0 for a guest reset or power-off, 128 + sig for a signal, else 1 with a line on stderr. */
+int vm_exit_status(enum vm_stop_reason why, int sig);
+
 void vm_destroy(struct vm *vm);
 
 /* True when /dev/kvm is backed by PVM (module kvm_pvm), whose quirks kiln works around: see
