@@ -22,6 +22,8 @@
 #include "vmm/irq.h"
 #include "vmm/memory.h"
 
+#include "tools.h" /* after cmocka.h: it asserts */
+
 #define RAM_SIZE (6 * GiB) /* 3 GiB below the hole, 3 GiB above 4 GiB */
 
 struct bar_log {
@@ -601,67 +603,6 @@ static void test_add_errors(void **state)
 
 /* ---- the DSDT with the root bridge, through iasl --------------------------------------------- */
 
-static char *find_in_path(const char *prog)
-{
-	const char *path = getenv("PATH");
-	char *copy, *dir, *save = NULL, *found = NULL;
-
-	if (!path)
-		return NULL;
-	copy = strdup(path);
-	assert_non_null(copy);
-	for (dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char *cand;
-		if (asprintf(&cand, "%s/%s", *dir ? dir : ".", prog) < 0)
-			break;
-		if (access(cand, X_OK) == 0) {
-			found = cand;
-			break;
-		}
-		free(cand);
-	}
-	free(copy);
-	return found;
-}
-
-/* Run argv in dir with output in dir/tool.log; exit status. */
-static int run_tool(const char *dir, char *const argv[])
-{
-	pid_t pid = fork();
-	int status;
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		if (chdir(dir))
-			_exit(127);
-		int fd = open("tool.log", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0)
-			_exit(127);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-static char *slurp(const char *dir, const char *name)
-{
-	char *path, *s = NULL;
-	assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
-	FILE *fp = fopen(path, "rb");
-	free(path);
-	if (!fp)
-		return NULL;
-	s = calloc(1, 1 << 20);
-	assert_non_null(s);
-	size_t n = fread(s, 1, (1 << 20) - 1, fp);
-	s[n] = 0;
-	fclose(fp);
-	return s;
-}
-
 static const uint8_t *find_table(const uint8_t *buf, size_t len, const char *sig, uint32_t *tlen)
 {
 	for (size_t off = 0; off + 36 <= len; off += 4) {
@@ -715,7 +656,7 @@ static void test_dsdt_iasl(void **state)
 	free(path);
 
 	assert_int_equal(run_tool(dir, (char *const[]){iasl, "-d", "dsdt.dat", NULL}), 0);
-	char *text = slurp(dir, "dsdt.dsl");
+	char *text = slurp(dir, "dsdt.dsl", NULL);
 	assert_non_null(text);
 	static const char *const want[] = {
 	    "Device (PCI0)",
@@ -754,14 +695,14 @@ static void test_dsdt_iasl(void **state)
 		    run_tool(dir, (char *const[]){acpiexec, "-b", "evaluate \\_SB.PCI0._CRS",
 						  "dsdt.dat", NULL}),
 		    0);
-		char *log = slurp(dir, "tool.log");
+		char *log = slurp(dir, TOOL_LOG, NULL);
 		assert_non_null(log);
 		if (strstr(log, "Error") || strstr(log, "Exception") || !strstr(log, "Buffer"))
 			fail_msg("acpiexec could not evaluate _CRS:\n%s", log);
 		free(log);
 		free(acpiexec);
 	}
-	static const char *const files[] = {"dsdt.dat", "dsdt.dsl", "dsdt.aml", "tool.log"};
+	static const char *const files[] = {"dsdt.dat", "dsdt.dsl", "dsdt.aml", TOOL_LOG};
 	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
 		assert_true(asprintf(&path, "%s/%s", dir, files[i]) > 0);
 		unlink(path);
