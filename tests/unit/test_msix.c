@@ -22,6 +22,8 @@
 #include "vmm/irq.h"
 #include "vmm/memory.h"
 
+#include "pci_conf1.h"
+
 #define NR_VEC 4
 #define TABLE_OFF 0x2000
 #define PBA_OFF 0x3000
@@ -51,22 +53,12 @@ static void bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 
 static void cfg_wr16(struct fix *f, unsigned reg, uint16_t v)
 {
-	uint8_t a[4], d[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
-	uint32_t ca = 0x80000000u | (uint32_t)f->dev.slot << 11 | (reg & 0xfc);
-	memcpy(a, &ca, 4);
-	bus_access(&f->pio, PCI_CONFIG_ADDRESS, a, 4, true);
-	bus_access(&f->pio, (uint16_t)(PCI_CONFIG_DATA + (reg & 3)), d, 2, true);
+	conf1_write(&f->pio, f->dev.slot, reg, v, 2);
 }
 
 static uint32_t cfg_rd(struct fix *f, unsigned reg, unsigned len)
 {
-	uint8_t a[4], d[4] = {0};
-	uint32_t ca = 0x80000000u | (uint32_t)f->dev.slot << 11 | (reg & 0xfc), v;
-	memcpy(a, &ca, 4);
-	bus_access(&f->pio, PCI_CONFIG_ADDRESS, a, 4, true);
-	bus_access(&f->pio, (uint16_t)(PCI_CONFIG_DATA + (reg & 3)), d, len, false);
-	memcpy(&v, d, 4);
-	return v;
+	return conf1_read(&f->pio, f->dev.slot, reg, len);
 }
 
 static void wr32(struct fix *f, uint64_t off, uint32_t v)

@@ -22,6 +22,7 @@
 #include "vmm/irq.h"
 #include "vmm/memory.h"
 
+#include "pci_conf1.h"
 #include "tools.h" /* after cmocka.h: it asserts */
 
 #define RAM_SIZE (6 * GiB) /* 3 GiB below the hole, 3 GiB above 4 GiB */
@@ -53,37 +54,19 @@ struct fix {
 
 static void out(struct fix *f, uint16_t port, uint32_t v, uint32_t len)
 {
-	uint8_t d[4];
-	for (unsigned i = 0; i < 4; i++)
-		d[i] = (uint8_t)(v >> (8 * i));
-	bus_access(&f->pio, port, d, len, true);
+	pio_out(&f->pio, port, v, len);
 }
 
-static uint32_t in(struct fix *f, uint16_t port, uint32_t len)
-{
-	uint8_t d[4] = {0};
-	bus_access(&f->pio, port, d, len, false);
-	uint32_t v = 0;
-	for (unsigned i = 0; i < len; i++)
-		v |= (uint32_t)d[i] << (8 * i);
-	return v;
-}
-
-static uint32_t conf1(unsigned bus, unsigned dev, unsigned fn, unsigned reg)
-{
-	return 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (reg & 0xfc);
-}
+static uint32_t in(struct fix *f, uint16_t port, uint32_t len) { return pio_in(&f->pio, port, len); }
 
 static uint32_t cfg_rd(struct fix *f, unsigned dev, unsigned reg, unsigned len)
 {
-	out(f, PCI_CONFIG_ADDRESS, conf1(0, dev, 0, reg), 4);
-	return in(f, (uint16_t)(PCI_CONFIG_DATA + (reg & 3)), len);
+	return conf1_read(&f->pio, dev, reg, len);
 }
 
 static void cfg_wr(struct fix *f, unsigned dev, unsigned reg, uint32_t v, unsigned len)
 {
-	out(f, PCI_CONFIG_ADDRESS, conf1(0, dev, 0, reg), 4);
-	out(f, (uint16_t)(PCI_CONFIG_DATA + (reg & 3)), v, len);
+	conf1_write(&f->pio, dev, reg, v, len);
 }
 
 static bool mmio(struct fix *f, uint64_t addr, uint32_t len, bool is_write)
