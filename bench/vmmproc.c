@@ -271,7 +271,15 @@ void vmm_report_tail(const struct vmm *v, const char *what)
 	fputs("\"\n", stderr);
 }
 
-int vmm_mem(pid_t pid, uint64_t guest_bytes, struct vmm_mem *m)
+/* One mapping of /proc/PID/smaps. */
+struct smap {
+	unsigned long long start, end, rss, pss, priv;
+	bool anon; /* no path at all: not a file, not [heap] or [stack] */
+	char perms[8];
+};
+
+/* Read every mapping of /proc/PID/smaps into a growing array. */
+static int read_smaps(pid_t pid, struct smap **out, size_t *n_out)
 {
 	char path[64], line[512];
 	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
@@ -281,48 +289,102 @@ int vmm_mem(pid_t pid, uint64_t guest_bytes, struct vmm_mem *m)
 		fprintf(stderr, "bench: %s: %s\n", path, strerror(e));
 		return -e;
 	}
-	memset(m, 0, sizeof(*m));
-	bool guest = false;
-	unsigned maps = 0;
+	struct smap *v = NULL, *cur = NULL;
+	size_t n = 0, cap = 0;
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long start, end, kib;
 		int pos = 0;
+		char perms[8];
 		/* A mapping header: "start-end perms offset dev inode [path]". A field line
 		 * ("Rss:", "AnonHugePages:") never parses as hex-hex then a word. */
-		char perms[8];
 		if (sscanf(line, "%llx-%llx %7s %n", &start, &end, perms, &pos) == 3 && pos > 0 &&
 		    end > start) {
-			guest = (end - start) == guest_bytes;
-			m->guest_maps += guest;
-			maps++;
+			if (n == cap) {
+				cap = cap ? cap * 2 : 64;
+				struct smap *nv = realloc(v, cap * sizeof(*v));
+				if (!nv) {
+					free(v);
+					fclose(f);
+					return -ENOMEM;
+				}
+				v = nv;
+			}
+			cur = &v[n++];
+			*cur = (struct smap){ .start = start, .end = end };
+			snprintf(cur->perms, sizeof(cur->perms), "%s", perms);
+			/* offset dev inode [path]: anonymous when the path is missing */
+			char p[256];
+			unsigned long long off, inode;
+			char dev[16];
+			cur->anon = sscanf(line + pos, "%llx %15s %llu %255s", &off, dev, &inode, p) < 4;
 			continue;
 		}
-		if (sscanf(line, "Rss: %llu kB", &kib) == 1) {
-			m->total_rss_kib += kib;
-			if (guest)
-				m->guest_rss_kib += kib;
-			else
-				m->rss_kib += kib;
-		} else if (sscanf(line, "Pss: %llu kB", &kib) == 1) {
-			m->total_pss_kib += kib;
-			if (!guest)
-				m->pss_kib += kib;
-		} else if (sscanf(line, "Private_Clean: %llu kB", &kib) == 1 ||
-			   sscanf(line, "Private_Dirty: %llu kB", &kib) == 1) {
-			if (!guest)
-				m->uss_kib += kib;
-		}
+		if (!cur)
+			continue;
+		if (sscanf(line, "Rss: %llu kB", &kib) == 1)
+			cur->rss += kib;
+		else if (sscanf(line, "Pss: %llu kB", &kib) == 1)
+			cur->pss += kib;
+		else if (sscanf(line, "Private_Clean: %llu kB", &kib) == 1 ||
+			 sscanf(line, "Private_Dirty: %llu kB", &kib) == 1)
+			cur->priv += kib;
 	}
 	fclose(f);
-	if (maps == 0) {
+	if (n == 0) {
+		free(v);
 		fprintf(stderr, "bench: %s: no mappings (process gone?)\n", path);
 		return -ESRCH;
 	}
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+/*
+ * Guest RAM is a run of adjacent anonymous read-write mappings that together span exactly
+ * the guest RAM size: one mapping, or several when the VMM madvise()d parts of it differently
+ * (huge pages for some of it), which splits the kernel's mapping without changing the memory.
+ */
+int vmm_mem(pid_t pid, uint64_t guest_bytes, struct vmm_mem *m)
+{
+	struct smap *v;
+	size_t n;
+	int ret = read_smaps(pid, &v, &n);
+	if (ret)
+		return ret;
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < n;) {
+		size_t j = i + 1;
+		if (v[i].anon && strcmp(v[i].perms, "rw-p") == 0)
+			while (j < n && v[j].anon && v[j].start == v[j - 1].end &&
+			       strcmp(v[j].perms, "rw-p") == 0 && v[j].end - v[i].start <= guest_bytes)
+				j++;
+		bool guest = v[j - 1].end - v[i].start == guest_bytes && v[i].anon &&
+			     strcmp(v[i].perms, "rw-p") == 0;
+		if (!guest)
+			j = i + 1; /* not guest RAM: account for the first mapping alone */
+		else
+			m->guest_maps++;
+		for (size_t k = i; k < j; k++) {
+			m->total_rss_kib += v[k].rss;
+			m->total_pss_kib += v[k].pss;
+			if (guest) {
+				m->guest_rss_kib += v[k].rss;
+			} else {
+				m->rss_kib += v[k].rss;
+				m->pss_kib += v[k].pss;
+				m->uss_kib += v[k].priv;
+			}
+		}
+		i = j;
+	}
+	free(v);
 	if (m->guest_maps == 0) {
 		fprintf(stderr,
-			"bench: %s: no mapping of exactly the guest RAM size (%" PRIu64
-			" bytes): cannot tell guest RAM from VMM memory\n",
-			path, guest_bytes);
+			"bench: /proc/%d/smaps: no mapping or run of adjacent anonymous mappings of "
+			"exactly the guest RAM size (%" PRIu64 " bytes): cannot tell guest RAM from "
+			"VMM memory\n",
+			(int)pid, guest_bytes);
 		return -ENOENT;
 	}
 	return 0;

@@ -50,7 +50,9 @@ bool vmm_alive(struct vmm *v);
 void vmm_kill(struct vmm *v);
 
 /* Memory of a process from /proc/PID/smaps, in KiB. The guest RAM is every mapping whose
- * size is exactly guest_bytes (Firecracker's memory-overhead test does the same). */
+ * size is exactly guest_bytes (Firecracker's memory-overhead test does the same), or a run of
+ * adjacent anonymous rw-p mappings spanning exactly that (a VMM that madvise()s part of its
+ * guest RAM splits the kernel's mapping). */
 struct vmm_mem {
 	uint64_t rss_kib;	/* RSS of all other mappings: the VMM's overhead */
 	uint64_t pss_kib;	/* PSS of all other mappings */
@@ -58,7 +60,7 @@ struct vmm_mem {
 	uint64_t guest_rss_kib; /* RSS of the guest RAM mapping(s) */
 	uint64_t total_rss_kib; /* everything */
 	uint64_t total_pss_kib;
-	unsigned guest_maps; /* number of mappings taken as guest RAM */
+	unsigned guest_maps; /* runs of adjacent anonymous mappings taken as guest RAM */
 };
 int vmm_mem(pid_t pid, uint64_t guest_bytes, struct vmm_mem *m) __attribute__((warn_unused_result));
 

@@ -12,6 +12,33 @@
 
 #include "api/api.h"
 #include "api/json.h"
+#include "kiln-build.h"
+#include "util/dynlib.h"
+
+/* libmicrohttpd (and gnutls, which it links) is opened when the API server starts
+ * (util/dynlib.h): `kiln run` never maps it. The pointers have microhttpd.h's types. */
+static struct {
+	__typeof__(&MHD_create_response_from_buffer) create_response_from_buffer;
+	__typeof__(&MHD_add_response_header) add_response_header;
+	__typeof__(&MHD_queue_response) queue_response;
+	__typeof__(&MHD_destroy_response) destroy_response;
+	__typeof__(&MHD_lookup_connection_value) lookup_connection_value;
+	__typeof__(&MHD_start_daemon) start_daemon;
+	__typeof__(&MHD_quiesce_daemon) quiesce_daemon;
+	__typeof__(&MHD_stop_daemon) stop_daemon;
+} mhd;
+
+static const struct dynlib_sym mhd_syms[] = {
+	{ "MHD_create_response_from_buffer", (void **)&mhd.create_response_from_buffer },
+	{ "MHD_add_response_header", (void **)&mhd.add_response_header },
+	{ "MHD_queue_response", (void **)&mhd.queue_response },
+	{ "MHD_destroy_response", (void **)&mhd.destroy_response },
+	{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
+	{ "MHD_start_daemon", (void **)&mhd.start_daemon },
+	{ "MHD_quiesce_daemon", (void **)&mhd.quiesce_daemon },
+	{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
+};
+static struct dynlib mhd_lib = DYNLIB_INIT(KILN_MHD_SONAME, mhd_syms);
 
 #define API_MAX_CONNECTIONS 64
 #define API_IDLE_TIMEOUT_S 30 /* a connection that sends nothing for this long is closed */
@@ -57,19 +84,19 @@ static enum MHD_Result respond(struct api *a, struct MHD_Connection *c, unsigned
 	if (!body && status >= 400)
 		body = api_fault("internal error");
 	if (body)
-		resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+		resp = mhd.create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
 	else
-		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		resp = mhd.create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (!resp) {
 		free(body);
 		return MHD_NO;
 	}
 	if (body)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+		mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
+		mhd.add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = mhd.queue_response(c, status, resp);
+	mhd.destroy_response(resp);
 	count_status(a, status);
 	if (status >= 400)
 		log_debug("api: response %u", status);
@@ -105,7 +132,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		atomic_fetch_add(&a->inflight, 1);
 		atomic_fetch_add(&a->counters.requests, 1);
 		const char *cl =
-		    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		    mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX) {
 			r->too_large = true;
 			return too_large(a, c);
@@ -231,6 +258,12 @@ static int make_socket(const char *path, char *err, size_t errlen)
 
 int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen)
 {
+	char why[256];
+	int ret = dynlib_load(&mhd_lib, why, sizeof(why));
+	if (ret) {
+		snprintf(err, errlen, "--api-sock: %s", why);
+		return ret;
+	}
 	struct api_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -242,7 +275,7 @@ int api_server_start(struct api *a, const char *sock_path, char *err, size_t err
 	snprintf(s->path, sizeof(s->path), "%s", sock_path);
 	/* One internal thread polls every connection: a slow or byte-by-byte client only
 	 * holds its own connection. */
-	s->daemon = MHD_start_daemon(
+	s->daemon = mhd.start_daemon(
 	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
 	    on_request, a, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
@@ -269,12 +302,12 @@ void api_server_stop(struct api *a)
 		return;
 	/* Stop accepting, then give requests in flight (the SendCtrlAltDel that ended the VM,
 	 * say) a moment to have their responses sent. */
-	MHD_socket lfd = MHD_quiesce_daemon(s->daemon);
+	MHD_socket lfd = mhd.quiesce_daemon(s->daemon);
 	if (lfd != MHD_INVALID_SOCKET)
 		close(lfd);
 	for (int i = 0; i < API_DRAIN_MS && atomic_load(&a->inflight) > 0; i += 5)
 		usleep(5000);
-	MHD_stop_daemon(s->daemon); /* joins the thread, closes the connections */
+	mhd.stop_daemon(s->daemon); /* joins the thread, closes the connections */
 	unlink(s->path);
 	free(s);
 	a->server = NULL;

@@ -12,12 +12,37 @@
 #include <unistd.h>
 
 #include "backends/net.h"
+#include "kiln-build.h"
+#include "util/dynlib.h"
 #include "util/log.h"
 #include "virtio/queue.h"
 
 #if SLIRP_CONFIG_VERSION_MAX < 4
 #error "kiln needs libslirp 4.7 or later (SlirpConfig version 4)"
 #endif
+
+/* libslirp is opened when the first user-mode interface starts (util/dynlib.h): a VM without
+ * one never maps it or glib. The pointers have the types of libslirp.h's declarations. */
+static struct {
+	__typeof__(&slirp_new) new_;
+	__typeof__(&slirp_cleanup) cleanup;
+	__typeof__(&slirp_add_hostfwd) add_hostfwd;
+	__typeof__(&slirp_input) input;
+	__typeof__(&slirp_pollfds_fill) pollfds_fill;
+	__typeof__(&slirp_pollfds_poll) pollfds_poll;
+	__typeof__(&slirp_handle_timer) handle_timer;
+} sl;
+
+static const struct dynlib_sym slirp_syms[] = {
+	{ "slirp_new", (void **)&sl.new_ },
+	{ "slirp_cleanup", (void **)&sl.cleanup },
+	{ "slirp_add_hostfwd", (void **)&sl.add_hostfwd },
+	{ "slirp_input", (void **)&sl.input },
+	{ "slirp_pollfds_fill", (void **)&sl.pollfds_fill },
+	{ "slirp_pollfds_poll", (void **)&sl.pollfds_poll },
+	{ "slirp_handle_timer", (void **)&sl.handle_timer },
+};
+static struct dynlib slirp_lib = DYNLIB_INIT(KILN_SLIRP_SONAME, slirp_syms);
 
 /*
  * Integration with the event loop. slirp wants poll(): before sleeping, slirp_pollfds_fill()
@@ -277,7 +302,7 @@ static void sync_poll(struct user_net *u)
 	u->wake_pending = false;
 	u->throttled = u->q_n >= USER_Q_HIGH || (u->throttled && u->q_n > USER_Q_LOW);
 	u->npfds = 0;
-	slirp_pollfds_fill(u->slirp, &timeout, cb_add_poll, u);
+	sl.pollfds_fill(u->slirp, &timeout, cb_add_poll, u);
 
 	for (unsigned i = 0; i < u->npfds; i++) {
 		int fd = u->pfds[i].fd;
@@ -356,7 +381,7 @@ static void run_timers(struct user_net *u)
 			if (t->cb)
 				t->cb(t->cb_opaque);
 			else
-				slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
+				sl.handle_timer(u->slirp, t->id, t->cb_opaque);
 			again = true;
 			break;
 		}
@@ -394,7 +419,7 @@ static void user_event(void *opaque, uint32_t events)
 		}
 	}
 	if (poll)
-		slirp_pollfds_poll(u->slirp, 0, cb_get_revents, u);
+		sl.pollfds_poll(u->slirp, 0, cb_get_revents, u);
 	sync_poll(u);
 	if ((rx || u->q_n) && atomic_load(&u->rx_poll) && u->be.ready)
 		u->be.ready(u->be.opaque, true, false);
@@ -429,7 +454,7 @@ static int user_send(struct net_backend *b, const struct iovec *iov, unsigned n,
 
 	if (len < NET_HDR_LEN || flen != len - NET_HDR_LEN)
 		return -EINVAL;
-	slirp_input(u->slirp, u->txbuf, (int)flen);
+	sl.input(u->slirp, u->txbuf, (int)flen);
 	/* The frame may have opened sockets or left data for one: a round re-syncs the poll set. */
 	if (!u->wake_pending)
 		rx_wake(u);
@@ -452,7 +477,7 @@ static void user_destroy(struct net_backend *b)
 	if (u->registered)
 		event_del(b->ev, u->epfd);
 	if (u->slirp)
-		slirp_cleanup(u->slirp); /* frees its timers through cb_timer_free */
+		sl.cleanup(u->slirp); /* frees its timers through cb_timer_free */
 	while (u->timers)
 		cb_timer_free(u->timers, u);
 	for (unsigned i = 0; i < u->q_n; i++)
@@ -504,7 +529,7 @@ static int add_forwards(struct user_net *u, const struct net_config *cfg, char *
 								 : ip4("10.0.2.15").s_addr};
 
 		errno = 0;
-		if (slirp_add_hostfwd(u->slirp, fwd[i].udp, h, fwd[i].host_port, g,
+		if (sl.add_hostfwd(u->slirp, fwd[i].udp, h, fwd[i].host_port, g,
 				      fwd[i].guest_port) < 0) {
 			int e = errno ? errno : EADDRINUSE;
 
@@ -533,8 +558,14 @@ int net_slirp_create(const struct net_config *cfg, struct event_loop *ev,
 	    .if_mtu = mtu,
 	    .if_mru = mtu,
 	};
-	int ret;
+	char why[256];
+	int ret = dynlib_load(&slirp_lib, why, sizeof(why));
 
+	if (ret) {
+		free(u);
+		snprintf(err, errlen, "user: %s", why);
+		return ret;
+	}
 	if (!u) {
 		snprintf(err, errlen, "user: out of memory");
 		return -ENOMEM;
@@ -558,7 +589,7 @@ int net_slirp_create(const struct net_config *cfg, struct event_loop *ev,
 		snprintf(err, errlen, "user: epoll: %s", strerror(errno));
 		goto fail;
 	}
-	u->slirp = slirp_new(&sc, &slirp_cbs, u);
+	u->slirp = sl.new_(&sc, &slirp_cbs, u);
 	if (!u->slirp) {
 		ret = -ENOMEM;
 		snprintf(err, errlen, "user: libslirp could not start");

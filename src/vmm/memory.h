@@ -10,6 +10,8 @@
 typedef uint64_t gpa_t;
 
 #define GUEST_MEM_MAX_REGIONS 4
+/* Guest RAM below this stays in small pages (boot structures live there; see guest_mem_init). */
+#define GUEST_MEM_SMALL_PAGES (2ULL << 20)
 
 struct mem_region {
 	gpa_t gpa;     /* first guest-physical byte */

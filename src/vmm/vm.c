@@ -361,7 +361,17 @@ static int create_vm_fd(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM TSS/identity map set-up: %s", strerror(errno));
 		return ret;
 	}
-	/* The irqchip and PIT must exist before any vCPU. */
+	return 0;
+}
+
+/*
+ * The irqchip and PIT must exist before any vCPU, and are created after guest memory: once
+ * the in-kernel irqchip exists, adding a memory slot is several times slower (4-5 ms more for
+ * 128 MiB on a PVM host, docs/design.md "Start-up order").
+ */
+static int create_irqchip(struct vm *vm, char *err, size_t errlen)
+{
+	int ret;
 	if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
@@ -417,6 +427,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 
 	if ((ret = setup_signals_and_loop(vm, err, errlen)) || (ret = open_kvm(vm, err, errlen)) ||
 	    (ret = create_vm_fd(vm, err, errlen)) || (ret = setup_memory(vm, err, errlen)) ||
+	    (ret = create_irqchip(vm, err, errlen)) ||
 	    (ret = setup_devices(vm, err, errlen)) || (ret = setup_pci(vm, err, errlen)) ||
 	    (ret = setup_virtio_devices(vm, err, errlen)))
 		goto fail;
