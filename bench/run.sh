@@ -8,7 +8,7 @@
 #   BENCH_RUNS              runs per benchmark, interleaved across VMMs [10]
 #   BENCH_EXIT_BYTES        bytes the exit-throughput guest writes [262144]
 #   BENCH_EXIT_RUNS         runs of the exit-throughput benchmark [BENCH_RUNS]
-#   BENCH_DENSITY_SECONDS   density window [10];  BENCH_DENSITY_MAX  cap on VMs [1000]
+#   BENCH_DENSITY_SECONDS   density window [10];  BENCH_DENSITY_MAX  cap on VMs [5000]
 #   BENCH_PEERS             more VMM binaries, space-separated: firecracker, cloud-hypervisor,
 #                           lkvm (kvmtool), qemu-system-x86_64 (kind from the file name)
 #   BENCH_QEMU              QEMU binary, "off" to leave it out [qemu-system-x86_64 on PATH]
@@ -32,7 +32,7 @@ runs=${BENCH_RUNS:-10}
 exit_bytes=${BENCH_EXIT_BYTES:-262144}
 exit_runs=${BENCH_EXIT_RUNS:-$runs}
 density_s=${BENCH_DENSITY_SECONDS:-10}
-density_max=${BENCH_DENSITY_MAX:-1000}
+density_max=${BENCH_DENSITY_MAX:-5000}
 linux=${BENCH_LINUX:-0}
 linux_runs=${BENCH_LINUX_RUNS:-1}
 linux_timeout=${BENCH_LINUX_TIMEOUT:-3600}
