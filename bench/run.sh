@@ -9,6 +9,7 @@
 #   BENCH_EXIT_BYTES        bytes the exit-throughput guest writes [262144]
 #   BENCH_EXIT_RUNS         runs of the exit-throughput benchmark [BENCH_RUNS]
 #   BENCH_DENSITY_SECONDS   density window [10];  BENCH_DENSITY_MAX  cap on VMs [5000]
+#   BENCH_DENSITY_RUNS      density runs, interleaved across VMMs [BENCH_RUNS]
 #   BENCH_PEERS             more VMM binaries, space-separated: firecracker, cloud-hypervisor,
 #                           lkvm (kvmtool), qemu-system-x86_64 (kind from the file name)
 #   BENCH_QEMU              QEMU binary, "off" to leave it out [qemu-system-x86_64 on PATH]
@@ -33,6 +34,7 @@ exit_bytes=${BENCH_EXIT_BYTES:-262144}
 exit_runs=${BENCH_EXIT_RUNS:-$runs}
 density_s=${BENCH_DENSITY_SECONDS:-10}
 density_max=${BENCH_DENSITY_MAX:-5000}
+density_runs=${BENCH_DENSITY_RUNS:-$runs}
 linux=${BENCH_LINUX:-0}
 linux_runs=${BENCH_LINUX_RUNS:-1}
 linux_timeout=${BENCH_LINUX_TIMEOUT:-3600}
@@ -62,7 +64,7 @@ esac
 die() { echo "bench: $*" >&2; exit 1; }
 [ -x "$kiln" ] || die "no kiln at $kiln (run 'make build' or set KILN)"
 [ -r /dev/kvm ] || die "/dev/kvm is not there: nothing can be measured"
-for n in "$runs" "$exit_runs" "$exit_bytes" "$density_max" "$linux_runs" "$linux_cpus" "$blk_mib"; do
+for n in "$runs" "$exit_runs" "$exit_bytes" "$density_max" "$density_runs" "$linux_runs" "$linux_cpus" "$blk_mib"; do
 	[[ $n =~ ^[1-9][0-9]*$ ]] || die "counts must be positive integers (got '$n')"
 done
 [ "$exit_bytes" -ge 2 ] || die "BENCH_EXIT_BYTES must be at least 2"
@@ -321,21 +323,23 @@ else
 fi
 
 # --- 5. density --------------------------------------------------------------------------------
-echo "bench: density: as many ${mem_mib} MiB VMs as start in ${density_s} s (at most $density_max)"
-for i in "${active[@]}"; do
-	n=${names[$i]}
-	[ "${kinds[$i]}" = raw ] && continue
-	vmm_cmd "${kinds[$i]}" "${bins[$i]}" tiny "$mem_mib"
-	run_bg "$out/line" "$out/density" --seconds "$density_s" --max "$density_max" \
-		--mem-mib "$mem_mib" -- "${CMD[@]}" 2>"$out/logs/density-$n.err" ||
-		die "density of $n failed: $(tail -c 300 "$out/logs/density-$n.err")"
-	line=$(line_of)
-	record density_vms "$n" "$(key "$line" vms)"
-	record density_rate "$n" "$(key "$line" vms_per_s)"
-	record density_rss "$n" "$(awk -v k="$(key "$line" total_rss_kib)" 'BEGIN{printf "%.1f", k/1024}')"
-	record density_pss "$n" "$(awk -v k="$(key "$line" total_pss_kib)" 'BEGIN{printf "%.1f", k/1024}')"
-	stop=${line#*stop=}
-	[ "$stop" = "time up" ] || note "density of $n stopped early: $stop"
+echo "bench: density: as many ${mem_mib} MiB VMs as start in ${density_s} s (at most $density_max), $density_runs runs"
+for ((r = 1; r <= density_runs; r++)); do
+	for i in "${active[@]}"; do
+		n=${names[$i]}
+		[ "${kinds[$i]}" = raw ] && continue
+		vmm_cmd "${kinds[$i]}" "${bins[$i]}" tiny "$mem_mib"
+		run_bg "$out/line" "$out/density" --seconds "$density_s" --max "$density_max" \
+			--mem-mib "$mem_mib" -- "${CMD[@]}" 2>"$out/logs/density-$n.err" ||
+			die "density run $r of $n failed: $(tail -c 300 "$out/logs/density-$n.err")"
+		line=$(line_of)
+		record density_vms "$n" "$(key "$line" vms)"
+		record density_rate "$n" "$(key "$line" vms_per_s)"
+		record density_rss "$n" "$(awk -v k="$(key "$line" total_rss_kib)" 'BEGIN{printf "%.1f", k/1024}')"
+		record density_pss "$n" "$(awk -v k="$(key "$line" total_pss_kib)" 'BEGIN{printf "%.1f", k/1024}')"
+		stop=${line#*stop=}
+		[ "$stop" = "time up" ] || note "density of $n run $r stopped early: $stop"
+	done
 done
 
 # --- 6. REST API latency (bench/api.sh, its own format) ----------------------------------------
