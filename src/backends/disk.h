@@ -59,9 +59,10 @@ struct disk {
 	enum disk_cache cache;
 	bool no_zero_range; /* fallocate(ZERO_RANGE) is unsupported here: punch holes instead */
 	unsigned inflight;  /* submitted, not completed */
-	/* io_uring: signalled for every completion the kernel posts, else -1. Poll it
+	/* io_uring: signalled for completions the kernel posts, else -1. Poll it
 	 * edge-triggered (EPOLLIN | EPOLLET) and call disk_reap() on each edge: nobody reads it,
-	 * which saves a system call per wake-up. */
+	 * which saves a system call per wake-up. What completes inside disk_commit() (reads from
+	 * the page cache) is taken there and signals nothing (disk_uring.c). */
 	int event_fd;
 	void (*complete)(void *opaque, struct disk_req *r);
 	void *opaque;

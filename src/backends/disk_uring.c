@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <linux/falloc.h>
 #include <liburing.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -16,6 +17,7 @@
 struct uring {
 	struct io_uring ring;
 	unsigned prepared; /* SQEs not yet handed to the kernel */
+	bool can_mute;	   /* the kernel has IORING_CQ_EVENTFD_DISABLED (cq.kflags mapped) */
 };
 
 static struct uring *U(struct disk *d) { return d->engine; }
@@ -138,32 +140,74 @@ static void handle(struct disk *d, struct disk_req *r, int res)
 }
 
 /* Complete every request the kernel has posted, without waiting or reading the eventfd.
- * Continuations (short transfers, retries) are prepared for the next submit. */
+ * Continuations (short transfers, retries) are prepared for the next submit. The CQEs are
+ * copied out and released a batch at a time (one store to the CQ head per batch), then
+ * handled. */
 static void reap_cqes(struct disk *d)
 {
 	struct uring *u = U(d);
-	struct io_uring_cqe *cqe;
+	struct {
+		struct disk_req *r;
+		int res;
+	} done[32];
 
-	while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
-		struct disk_req *r = io_uring_cqe_get_data(cqe);
-		int res = cqe->res;
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
 
-		io_uring_cqe_seen(&u->ring, cqe);
-		if (r)
-			handle(d, r, res);
+		io_uring_for_each_cqe(&u->ring, head, cqe)
+		{
+			done[n].r = io_uring_cqe_get_data(cqe);
+			done[n].res = cqe->res;
+			if (++n == ARRAY_SIZE(done))
+				break;
+		}
+		if (n == 0) {
+			/* Empty: io_uring_peek_cqe also flushes CQEs the kernel kept back for
+			 * want of room (never expected: the CQ has twice DISK_QUEUE_DEPTH). */
+			if (io_uring_peek_cqe(&u->ring, &cqe) != 0)
+				return;
+			continue;
+		}
+		io_uring_cq_advance(&u->ring, n);
+		for (unsigned i = 0; i < n; i++)
+			if (done[i].r)
+				handle(d, done[i].r, done[i].res);
 	}
+}
+
+/* Poke the completion eventfd ourselves, so that the event loop comes back to this disk. */
+static void poke(struct disk *d)
+{
+	uint64_t one = 1;
+
+	if (write(d->event_fd, &one, sizeof(one)) < 0)
+		log_warn_ratelimited("disk '%s': completion eventfd: %s", d->id, strerror(errno));
 }
 
 /* Hand what is prepared to the kernel, then complete what finished inside the submit call:
  * reads from the page cache (and writes into it) complete inline, and finishing them here
  * saves the event loop a wake-up and the guest a round trip. Submit failures are retried a
  * few times; continuations are submitted in the next round, up to a bound, after which the
- * eventfd is poked so that the event loop comes back for the rest. */
+ * eventfd is poked so that the event loop comes back for the rest.
+ *
+ * When nothing else is in flight, the completion eventfd is switched off for the call
+ * (IORING_CQ_EVENTFD_DISABLED): what completes inline is taken here, and a signal for it
+ * would only cost the kernel an eventfd wake-up and the event loop a wake-up that finds
+ * nothing. Only requests of this commit can complete meanwhile. Afterwards the eventfd is
+ * switched back on and the completion queue looked at again; if a request is still in
+ * flight then, the eventfd is poked once: a completion posted by another thread (io-wq)
+ * while the eventfd was off signalled nothing, and this wake-up makes sure it is seen. */
 static void uring_commit(struct disk *d)
 {
 	struct uring *u = U(d);
 	int fails = 0, rounds = 0;
+	bool muted = false, poked = false;
 
+	if (u->prepared && d->inflight == u->prepared && u->can_mute) {
+		io_uring_cq_eventfd_toggle(&u->ring, false);
+		muted = true;
+	}
 	while (u->prepared) {
 		int n = io_uring_submit(&u->ring);
 
@@ -171,19 +215,27 @@ static void uring_commit(struct disk *d)
 			u->prepared = 0;
 			reap_cqes(d);
 			if (u->prepared && ++rounds >= 16) {
-				uint64_t one = 1;
-				if (write(d->event_fd, &one, sizeof(one)) < 0)
-					log_warn_ratelimited("disk '%s': completion eventfd: %s",
-							     d->id, strerror(errno));
-				return;
+				poke(d);
+				poked = true;
+				break;
 			}
 			continue;
 		}
 		if ((n != -EINTR && n != -EAGAIN && n != -EBUSY) || ++fails >= 8) {
 			log_warn_ratelimited("disk '%s': io_uring_submit: %s", d->id, strerror(-n));
-			return; /* left prepared: retried by the next commit */
+			break; /* left prepared: retried by the next commit */
 		}
 	}
+	if (!muted)
+		return;
+	io_uring_cq_eventfd_toggle(&u->ring, true);
+	/* Full fence: the flag is cleared before the completion queue tail is read again. Pairs
+	 * with the kernel's full barrier between publishing a CQE (cq.tail) and reading cq_flags
+	 * to decide on the eventfd signal. Either it signals, or reap_cqes sees the CQE. */
+	atomic_thread_fence(memory_order_seq_cst);
+	reap_cqes(d);
+	if (d->inflight > u->prepared && !poked) /* some are in the kernel */
+		poke(d);
 }
 
 /* The eventfd is polled edge-triggered (disk.h): it is never read, every completion the
@@ -259,6 +311,7 @@ int disk_uring_start(struct disk *d)
 	ret = io_uring_register_eventfd(&u->ring, d->event_fd);
 	if (ret)
 		goto fail;
+	u->can_mute = u->ring.cq.kflags != NULL;
 	d->engine = u;
 	d->ops = &uring_ops;
 	return 0;
