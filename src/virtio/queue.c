@@ -63,6 +63,7 @@ int vq_init(struct virtq *vq, const struct guest_mem *mem)
 	vq->used = NULL;
 	vq->last_avail = 0;
 	vq->used_idx = 0;
+	vq->avail_known = 0;
 	vq->signalled_used = 0;
 	vq->signalled_used_valid = false;
 	vq->broken = false;
@@ -96,6 +97,7 @@ void vq_reset(struct virtq *vq)
 	vq->event_idx = false;
 	vq->last_avail = 0;
 	vq->used_idx = 0;
+	vq->avail_known = 0;
 	vq->signalled_used = 0;
 	vq->signalled_used_valid = false;
 	vq->broken = false;
@@ -243,17 +245,22 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 	if (!vq->ready || !vq->desc)
 		return 0;
 
-	uint16_t avail_idx = rd16(&vq->avail->idx);
-	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail);
-	if (pending == 0)
-		return 0;
-	if (pending > vq->size)
-		return vq_fail(vq, -EINVAL, 0, "avail->idx more than size ahead");
+	/* avail->idx is read once per batch, not once per chain: the driver's CPU writes that
+	 * cache line, and the chains it published with the value read are known to be there. */
+	if (vq->avail_known == 0) {
+		uint16_t pending = (uint16_t)(rd16(&vq->avail->idx) - vq->last_avail);
 
-	/* Acquire: pairs with the driver's virtio_wmb() between filling descriptors and the
-	 * avail ring entry and storing avail->idx (virtqueue_add_split). Ring entry and
-	 * descriptor reads below see at least what was published with avail_idx. */
-	atomic_thread_fence(memory_order_acquire);
+		if (pending == 0)
+			return 0;
+		if (pending > vq->size)
+			return vq_fail(vq, -EINVAL, 0, "avail->idx more than size ahead");
+		vq->avail_known = pending;
+		/* Acquire: pairs with the driver's virtio_wmb() between filling descriptors and
+		 * the avail ring entries and storing avail->idx (virtqueue_add_split). Ring entry
+		 * and descriptor reads below, for this chain and the next avail_known - 1, see at
+		 * least what was published with that index. */
+		atomic_thread_fence(memory_order_acquire);
+	}
 
 	uint16_t head = rd16(&vq->avail->ring[vq->last_avail & (vq->size - 1)]);
 	if (head >= vq->size)
@@ -266,6 +273,7 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 		return vq_fail(vq, ret, head, why);
 
 	vq->last_avail++;
+	vq->avail_known--;
 	memset(c, 0, sizeof(*c));
 	c->head = head;
 	if (w.nio > iov_cap)

@@ -69,8 +69,10 @@ struct virtq {
 	gpa_t desc_gpa, avail_gpa, used_gpa;
 	bool event_idx; /* VIRTIO_RING_F_EVENT_IDX negotiated */
 	/* device state */
-	uint16_t last_avail; /* next avail ring slot to consume */
-	uint16_t used_idx;   /* next used ring slot to fill */
+	uint16_t last_avail;  /* next avail ring slot to consume */
+	uint16_t used_idx;    /* next used ring slot to fill */
+	uint16_t avail_known; /* chains past last_avail seen published by the last avail->idx
+			       * read (<= size): vq_pop takes them without reading it again */
 	uint16_t signalled_used;
 	bool signalled_used_valid;
 	bool broken;	   /* a malformed ring was seen: the device must go NEEDS_RESET */
