@@ -36,6 +36,7 @@
 #define BLK_QUEUE_SIZE 256
 #define BLK_SEG_MAX 126 /* data segments per request; a chain adds header and status */
 #define BLK_IOV_CAP (BLK_SEG_MAX + 2)
+#define BLK_INLINE_SEGS 4 /* data segments kept in the slot itself; more go to segs[] */
 #define BLK_SLOTS DISK_QUEUE_DEPTH
 #define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes request */
 #define BLK_DISCARD_ALIGN 8	       /* sectors: 4 KiB, the host page / block size */
@@ -92,16 +93,17 @@ static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "virtio 1.2 5.
 static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36, "virtio 1.2 5.2.4");
 static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "5.2.4");
 
-/* One request in flight and its backend request. Its buffers are in virtio_blk.iovs: kept
- * apart, the slots in use share cache lines and pages instead of being 4 KiB apart. */
+/* One request in flight and its backend request. A chain is popped into virtio_blk.chain
+ * (one array, always in cache) and parsed there; a READ/WRITE keeps only its data buffers,
+ * in the slot when they are few (the usual case: the slots in use share cache lines), else
+ * in its row of virtio_blk.segs. */
 struct blk_slot {
 	bool busy;
 	uint16_t head;
-	uint8_t *status;   /* the chain's last writable byte, in guest RAM */
-	uint32_t written;  /* used length on success */
-	struct iovec *iov; /* the whole chain (BLK_IOV_CAP entries); READ/WRITE narrow it in
-			    * place to the data part */
+	uint32_t written; /* used length on success */
+	uint8_t *status;  /* the chain's last writable byte, in guest RAM */
 	struct disk_req req;
+	struct iovec seg[BLK_INLINE_SEGS];
 };
 
 struct virtio_blk {
@@ -118,7 +120,11 @@ struct virtio_blk {
 	 * where a scan of the slots (4 KiB apart) showed up in profiles. */
 	uint8_t free_slots[BLK_SLOTS];
 	struct blk_slot slots[BLK_SLOTS];
-	struct iovec iovs[BLK_SLOTS][BLK_IOV_CAP];
+	struct iovec chain[BLK_IOV_CAP]; /* the chain being parsed */
+	/* Data buffers of long requests. The chain's readable and writable parts (the header
+	 * and the status byte) each have at least one entry, so either has BLK_IOV_CAP - 1 at
+	 * most, and its data part no more. */
+	struct iovec segs[BLK_SLOTS][BLK_IOV_CAP - 1];
 };
 static_assert(BLK_SLOTS <= 256, "free_slots holds uint8_t indexes");
 
@@ -178,7 +184,7 @@ static uint8_t bad_request(struct virtio_blk *b, uint8_t status, const char *why
 /* DISCARD / WRITE_ZEROES: check the one segment and fill the backend request. Returns
  * VIRTIO_BLK_S_OK with s->req ready, or the error status. */
 static uint8_t prepare_dwz(struct virtio_blk *b, struct blk_slot *s, const struct vq_chain *c,
-			   bool discard)
+			   const struct iovec *chain, bool discard)
 {
 	struct virtio_blk_dwz seg;
 	uint64_t sector, bytes;
@@ -192,7 +198,7 @@ static uint8_t prepare_dwz(struct virtio_blk *b, struct blk_slot *s, const struc
 		return bad_request(b, VIRTIO_BLK_S_UNSUPP, "discard/write-zeroes not negotiated");
 	if (c->out_len - sizeof(struct virtio_blk_outhdr) != sizeof(seg))
 		return bad_request(b, VIRTIO_BLK_S_UNSUPP, "discard/write-zeroes: not one segment");
-	iov_to_buf(s->iov, c->n_out, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg));
+	iov_to_buf(chain, c->n_out, sizeof(struct virtio_blk_outhdr), &seg, sizeof(seg));
 	sector = le64toh(seg.sector);
 	bytes = (uint64_t)le32toh(seg.num_sectors) * SECTOR;
 	flags = le32toh(seg.flags);
@@ -216,11 +222,14 @@ static uint8_t prepare_dwz(struct virtio_blk *b, struct blk_slot *s, const struc
 	return VIRTIO_BLK_S_OK;
 }
 
-/* IN / OUT: check alignment and range and point the request at the data buffers. */
+/* IN / OUT: check alignment and range and point the request at the data buffers, copied out
+ * of the chain into the slot (or its row of segs when there are more than BLK_INLINE_SEGS). */
 static uint8_t prepare_rw(struct virtio_blk *b, struct blk_slot *s, const struct vq_chain *c,
-			  uint64_t sector, bool write)
+			  const struct iovec *chain, uint64_t sector, bool write)
 {
 	uint64_t len = write ? c->out_len - sizeof(struct virtio_blk_outhdr) : c->in_len - 1;
+	unsigned most = write ? c->n_out : c->n_in; /* the slice has at most this many */
+	struct iovec *dst = most <= BLK_INLINE_SEGS ? s->seg : b->segs[s - b->slots];
 
 	if (write && b->disk.readonly)
 		return bad_request(b, VIRTIO_BLK_S_IOERR, "write to a read-only disk");
@@ -228,15 +237,14 @@ static uint8_t prepare_rw(struct virtio_blk *b, struct blk_slot *s, const struct
 		return bad_request(b, VIRTIO_BLK_S_IOERR, "data length not a multiple of 512");
 	if (!range_ok(b, sector, len))
 		return bad_request(b, VIRTIO_BLK_S_IOERR, "sector range beyond capacity");
-	/* In place: iov_slice writes entry k only after reading the source entries up to k (the
-	 * destination never overtakes the source). The header was copied out already, and the
-	 * status byte's address taken. */
+	/* The header may share its buffer with the first data bytes, and the status byte the
+	 * last writable buffer with the last ones. */
 	if (write)
 		s->req.iovcnt =
-		    iov_slice(s->iov, c->n_out, sizeof(struct virtio_blk_outhdr), len, s->iov);
+		    iov_slice(chain, c->n_out, sizeof(struct virtio_blk_outhdr), len, dst);
 	else
-		s->req.iovcnt = iov_slice(s->iov + c->n_out, c->n_in, 0, len, s->iov);
-	s->req.iov = s->iov;
+		s->req.iovcnt = iov_slice(chain + c->n_out, c->n_in, 0, len, dst);
+	s->req.iov = dst;
 	s->req.op = write ? DISK_WRITE : DISK_READ;
 	s->req.offset = sector * SECTOR;
 	s->req.len = len;
@@ -248,10 +256,12 @@ static uint8_t prepare_rw(struct virtio_blk *b, struct blk_slot *s, const struct
 	return VIRTIO_BLK_S_OK;
 }
 
-/* Parse one popped chain and start it; it completes inline or later through blk_complete. */
+/* Parse one chain popped into b->chain and start it; it completes inline or later through
+ * blk_complete. */
 static void start_request(struct virtio_blk *b, struct blk_slot *s, const struct vq_chain *c)
 {
-	const struct iovec *last = &s->iov[c->n_out + c->n_in - 1];
+	const struct iovec *chain = b->chain;
+	const struct iovec *last = &chain[c->n_out + c->n_in - 1];
 	struct virtio_blk_outhdr h;
 	uint8_t status;
 
@@ -265,12 +275,15 @@ static void start_request(struct virtio_blk *b, struct blk_slot *s, const struct
 		finish(b, s, bad_request(b, VIRTIO_BLK_S_IOERR, "header shorter than 16 bytes"), 1);
 		return;
 	}
-	iov_to_buf(s->iov, c->n_out, 0, &h, sizeof(h));
+	if (chain[0].iov_len >= sizeof(h)) /* the usual case: a buffer of its own */
+		memcpy(&h, chain[0].iov_base, sizeof(h));
+	else
+		iov_to_buf(chain, c->n_out, 0, &h, sizeof(h));
 	switch (le32toh(h.type)) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
-		status =
-		    prepare_rw(b, s, c, le64toh(h.sector), le32toh(h.type) == VIRTIO_BLK_T_OUT);
+		status = prepare_rw(b, s, c, chain, le64toh(h.sector),
+				    le32toh(h.type) == VIRTIO_BLK_T_OUT);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
 		b->stats.flush_reqs++;
@@ -281,13 +294,13 @@ static void start_request(struct virtio_blk *b, struct blk_slot *s, const struct
 		uint64_t n = MIN(c->in_len - 1, (uint64_t)VIRTIO_BLK_ID_BYTES);
 
 		b->stats.get_id_reqs++;
-		iov_from_buf(s->iov + c->n_out, c->n_in, 0, b->serial, (size_t)n);
+		iov_from_buf(chain + c->n_out, c->n_in, 0, b->serial, (size_t)n);
 		finish(b, s, VIRTIO_BLK_S_OK, (uint32_t)n + 1);
 		return;
 	}
 	case VIRTIO_BLK_T_DISCARD:
 	case VIRTIO_BLK_T_WRITE_ZEROES:
-		status = prepare_dwz(b, s, c, le32toh(h.type) == VIRTIO_BLK_T_DISCARD);
+		status = prepare_dwz(b, s, c, chain, le32toh(h.type) == VIRTIO_BLK_T_DISCARD);
 		break;
 	default:
 		status = bad_request(b, VIRTIO_BLK_S_UNSUPP, "unknown request type");
@@ -318,7 +331,7 @@ static void blk_process(struct virtio_blk *b)
 
 	do {
 		while ((s = free_slot(b))) {
-			ret = vq_pop(vq, &c, s->iov, BLK_IOV_CAP);
+			ret = vq_pop(vq, &c, b->chain, BLK_IOV_CAP);
 			if (ret == 0)
 				break;
 			if (ret == -E2BIG) {
@@ -570,10 +583,8 @@ int virtio_blk_create(const struct virtio_env *env, const struct disk_config *cf
 		snprintf(err, errlen, "disk '%s': out of memory", cfg->id);
 		return -ENOMEM;
 	}
-	for (unsigned i = 0; i < BLK_SLOTS; i++) {
+	for (unsigned i = 0; i < BLK_SLOTS; i++)
 		b->free_slots[i] = (uint8_t)(BLK_SLOTS - 1 - i); /* slot 0 on top */
-		b->slots[i].iov = b->iovs[i];
-	}
 	if (cfg->readonly)
 		features |= BIT_ULL(VIRTIO_BLK_F_RO);
 	else

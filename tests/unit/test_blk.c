@@ -318,6 +318,134 @@ static void test_shared_buffers(void **state)
 	assert_memory_equal(fd_hva(&t->f, b[2].gpa), w + 512, 1024);
 }
 
+/* The longest chains seg_max allows (128 buffers, through an indirect table), with the
+ * header sharing the first data buffer (OUT) or the status byte the last one (IN): 127 data
+ * segments each, more than a slot keeps inline. */
+static void test_max_segments(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t w[127 * 512], h[127 * 512];
+	struct hdr hd = {.type = T_OUT, .sector = 200};
+	struct fd_buf b[128];
+	uint32_t id, len;
+
+	skip_without_engine(t);
+	fill_pattern(w, sizeof(w), 31);
+	fd_reset_heap(&t->f);
+	/* OUT: [header + sector 0] [sector 1] ... [sector 126] [status] */
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16 + 512), 16 + 512, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	memcpy(fd_hva(&t->f, b[0].gpa + 16), w, 512);
+	for (int i = 1; i < 127; i++) {
+		b[i] = (struct fd_buf){fd_alloc(&t->f, 512), 512, false};
+		memcpy(fd_hva(&t->f, b[i].gpa), w + 512 * i, 512);
+	}
+	b[127] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
+	*(uint8_t *)fd_hva(&t->f, b[127].gpa) = S_NONE;
+	uint16_t head = fd_chain_indirect(&t->f, b, 128);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[127].gpa), S_OK);
+	host_read(t, 200 * 512, h, sizeof(h));
+	assert_memory_equal(h, w, sizeof(w));
+
+	/* IN: [header] [sector 0] ... [sector 125] [sector 126 + status] */
+	hd.type = T_IN;
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	for (int i = 1; i < 128; i++) {
+		uint32_t n = i == 127 ? 513 : 512;
+
+		b[i] = (struct fd_buf){fd_alloc(&t->f, n), n, true};
+		memset(fd_hva(&t->f, b[i].gpa), 0, n);
+	}
+	*(uint8_t *)fd_hva(&t->f, b[127].gpa + 512) = S_NONE;
+	head = fd_chain_indirect(&t->f, b, 128);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), sizeof(w) + 1);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[127].gpa + 512), S_OK);
+	for (int i = 0; i < 127; i++)
+		assert_memory_equal(fd_hva(&t->f, b[1 + i].gpa), w + 512 * i, 512);
+	assert_false(fd_used(&t->f, &id, &len));
+	assert_false(needs_reset(t));
+}
+
+/* A header split over two buffers is put together. */
+static void test_split_header(void **state)
+{
+	struct fx *t = *state;
+	static uint8_t r[1024], h[1024];
+	struct hdr hd = {.type = T_IN, .sector = 9};
+	struct fd_buf b[4];
+
+	skip_without_engine(t);
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 8), 8, false};
+	b[1] = (struct fd_buf){fd_alloc(&t->f, 8), 8, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 8);
+	memcpy(fd_hva(&t->f, b[1].gpa), (uint8_t *)&hd + 8, 8);
+	b[2] = (struct fd_buf){fd_alloc(&t->f, sizeof(r)), sizeof(r), true};
+	b[3] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
+	*(uint8_t *)fd_hva(&t->f, b[3].gpa) = S_NONE;
+	uint16_t head = fd_chain(&t->f, b, 4);
+	fd_submit(&t->f, head);
+	assert_int_equal(complete(t, head), sizeof(r) + 1);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[3].gpa), S_OK);
+	memcpy(r, fd_hva(&t->f, b[2].gpa), sizeof(r));
+	host_read(t, 9 * 512, h, sizeof(h));
+	assert_memory_equal(r, h, sizeof(r));
+}
+
+/* Many requests made available with one kick, each in a slot of its own: every one reads
+ * its own sectors into its own buffer. Then again, so that freed slots are taken again. */
+static void test_many_in_flight(void **state)
+{
+	struct fx *t = *state;
+	enum { N = 40 };
+	static uint8_t h[N][2048];
+	gpa_t data[N], status[N];
+	uint32_t id, len;
+
+	skip_without_engine(t);
+	for (int round = 0; round < 2; round++) {
+		fd_reset_heap(&t->f);
+		t->f.next_desc = 0;
+		for (int i = 0; i < N; i++) {
+			struct hdr hd = {.type = T_IN, .sector = (uint64_t)(i * 7 + round * 300)};
+			struct fd_buf b[3];
+
+			b[0] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+			memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+			data[i] = fd_alloc(&t->f, 2048);
+			memset(fd_hva(&t->f, data[i]), 0, 2048);
+			b[1] = (struct fd_buf){data[i], 2048, true};
+			status[i] = fd_alloc(&t->f, 1);
+			*(uint8_t *)fd_hva(&t->f, status[i]) = S_NONE;
+			b[2] = (struct fd_buf){status[i], 1, true};
+			fd_submit(&t->f, fd_chain(&t->f, b, 3));
+			host_read(t, hd.sector * 512, h[i], 2048);
+		}
+		fd_kick(&t->f);
+		unsigned done = 0;
+		for (int k = 0; k < 500 && done < N; k++) {
+			while (fd_used(&t->f, &id, &len)) {
+				assert_true(id % 3 == 0 && id / 3 < N);
+				assert_int_equal(len, 2048 + 1);
+				done++;
+			}
+			if (done < N)
+				event_loop_run_once(&t->ev, 10);
+		}
+		assert_int_equal(done, N);
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(*(uint8_t *)fd_hva(&t->f, status[i]), S_OK);
+			assert_memory_equal(fd_hva(&t->f, data[i]), h[i], 2048);
+		}
+	}
+	assert_false(needs_reset(t));
+}
+
 static void test_bad_requests(void **state)
 {
 	struct fx *t = *state;
@@ -835,6 +963,9 @@ int main(void)
 	    BOTH(test_round_trip),
 	    BOTH(test_scatter_indirect),
 	    BOTH(test_shared_buffers),
+	    BOTH(test_max_segments),
+	    BOTH(test_split_header),
+	    BOTH(test_many_in_flight),
 	    BOTH(test_bad_requests),
 	    BOTH(test_short_header),
 	    BOTH(test_no_status_byte),
