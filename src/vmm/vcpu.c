@@ -294,6 +294,8 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 	sigset_t set;
 
+	if (v->restore_affinity)
+		pthread_setaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity);
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
 	/* Everything but the kick signal stays blocked (inherited from the main thread). */
@@ -326,9 +328,36 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The boot vCPU is created on the CPU this thread runs on, which is about to block in the
+ * event loop. Left to the scheduler, a new thread can be queued behind a busy CPU's time
+ * slice (3 ms measured on a loaded 2-CPU host) while this one goes idle: that delay would be
+ * in exec -> first guest instruction. Once running, the thread takes back the affinity it
+ * inherited, so nothing stays pinned.
+ */
+static bool start_here(struct vcpu *v, pthread_attr_t *attr)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t one;
+
+	if (v->id != 0 || cpu < 0 || cpu >= CPU_SETSIZE ||
+	    pthread_getaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity) ||
+	    !CPU_ISSET(cpu, &v->affinity) || CPU_COUNT(&v->affinity) < 2)
+		return false;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	return pthread_attr_setaffinity_np(attr, sizeof(one), &one) == 0;
+}
+
 int vcpu_start(struct vcpu *v)
 {
-	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_attr_t attr;
+	int ret = pthread_attr_init(&attr);
+	if (ret)
+		return -ret;
+	v->restore_affinity = start_here(v, &attr);
+	ret = pthread_create(&v->thread, &attr, vcpu_thread, v);
+	pthread_attr_destroy(&attr);
 	if (ret)
 		return -ret;
 	v->thread_started = true;

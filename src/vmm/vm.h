@@ -3,6 +3,7 @@
 
 #include <linux/kvm.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -42,6 +43,10 @@ struct vcpu {
 	_Atomic bool dump_requested; /* log registers at the next exit (SIGUSR1) */
 	uint64_t paused_tsc; /* pause.c: guest TSC when the VM was paused */
 	bool paused_tsc_valid;
+	/* vCPU 0 starts on the CPU of the thread that starts it (vcpu_start), then takes back
+	 * this, the affinity it would have had. */
+	bool restore_affinity;
+	cpu_set_t affinity;
 };
 
 struct vm {
