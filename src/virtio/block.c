@@ -321,8 +321,9 @@ static struct blk_slot *free_slot(struct virtio_blk *b)
 	return &b->slots[b->free_slots[BLK_SLOTS - 1 - b->nr_busy]];
 }
 
-/* Take requests while slots are free. With none free, the next completion resumes here. */
-static void blk_process(struct virtio_blk *b)
+/* Take requests while slots are free. Returns 0 when the ring is empty (notifications
+ * enabled again), 1 when every slot is busy, -1 when the device went NEEDS_RESET. */
+static int take_requests(struct virtio_blk *b)
 {
 	struct virtq *vq = &b->vdev.queues[0].vq;
 	struct vq_chain c;
@@ -341,27 +342,40 @@ static void blk_process(struct virtio_blk *b)
 				vq_push(vq, c.head, 0);
 				virtio_dev_needs_reset(
 				    &b->vdev, "request with more than %u segments", BLK_SEG_MAX);
-				goto out;
+				return -1;
 			}
 			if (ret < 0) {
 				virtio_dev_needs_reset(&b->vdev, "malformed request ring (%s)",
 						       strerror(-ret));
-				goto out;
+				return -1;
 			}
 			if (c.in_len == 0) {
 				b->stats.bad_requests++;
 				vq_push(vq, c.head, 0);
 				virtio_dev_needs_reset(&b->vdev,
 						       "request without a writable status byte");
-				goto out;
+				return -1;
 			}
 			start_request(b, s, &c);
 		}
 		if (!s)
-			break; /* all slots busy */
+			return 1;
 	} while (vq_enable_notify(vq));
-out:
-	disk_commit(&b->disk);
+	return 0;
+}
+
+/* Start what the ring holds, then interrupt. With every slot busy, the rest waits for a
+ * completion; when the requests just started complete inside disk_commit (reads from the
+ * page cache, taken without an eventfd signal), that is now: take the rest at once, as no
+ * kick or signal will come for them. */
+static void blk_process(struct virtio_blk *b)
+{
+	int ret;
+
+	do {
+		ret = take_requests(b);
+		disk_commit(&b->disk);
+	} while (ret > 0 && free_slot(b));
 	virtio_queue_interrupt(&b->vdev, 0);
 }
 

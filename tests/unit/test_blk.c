@@ -446,6 +446,51 @@ static void test_many_in_flight(void **state)
 	assert_false(needs_reset(t));
 }
 
+/* More requests made available than the device has slots, with one kick: when the last
+ * slot is taken the rest wait in the ring, and the device takes them as slots come free,
+ * even when every request completed inside the pass that started it (reads from the page
+ * cache through io_uring) and no further kick or completion signal comes. */
+static void test_more_than_slots(void **state)
+{
+	struct fx *t = *state;
+	enum { N = 200 }; /* slots: 128 */
+	struct hdr hd = {.type = T_IN, .sector = 3};
+	uint8_t h[512];
+	struct fd_buf b[3];
+	uint32_t id, len;
+
+	skip_without_engine(t);
+	assert_int_equal(fd_start(&t->f, t->d, 0, 256, BASE_FEATURES) & VIRTIO_STATUS_DRIVER_OK,
+			 VIRTIO_STATUS_DRIVER_OK);
+	while (event_loop_run_once(&t->ev, 0) > 0)
+		; /* the kick DRIVER_OK sent: nothing else may wake the device up */
+	fd_reset_heap(&t->f);
+	b[0] = (struct fd_buf){fd_alloc(&t->f, 16), 16, false};
+	memcpy(fd_hva(&t->f, b[0].gpa), &hd, 16);
+	b[1] = (struct fd_buf){fd_alloc(&t->f, 512), 512, true};
+	b[2] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
+	/* One chain made available N times: the device treats each as a request of its own. */
+	uint16_t head = fd_chain(&t->f, b, 3);
+	for (int i = 0; i < N; i++)
+		fd_submit(&t->f, head);
+	fd_kick(&t->f);
+	unsigned done = 0;
+	for (int k = 0; k < 100 && done < N; k++) {
+		while (fd_used(&t->f, &id, &len)) {
+			assert_int_equal(id, head);
+			assert_int_equal(len, 512 + 1);
+			done++;
+		}
+		if (done < N)
+			event_loop_run_once(&t->ev, 10);
+	}
+	assert_int_equal(done, N);
+	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[2].gpa), S_OK);
+	host_read(t, 3 * 512, h, sizeof(h));
+	assert_memory_equal(fd_hva(&t->f, b[1].gpa), h, sizeof(h));
+	assert_false(needs_reset(t));
+}
+
 static void test_bad_requests(void **state)
 {
 	struct fx *t = *state;
@@ -966,6 +1011,7 @@ int main(void)
 	    BOTH(test_max_segments),
 	    BOTH(test_split_header),
 	    BOTH(test_many_in_flight),
+	    BOTH(test_more_than_slots),
 	    BOTH(test_bad_requests),
 	    BOTH(test_short_header),
 	    BOTH(test_no_status_byte),
