@@ -29,13 +29,13 @@ enum disk_op {
 };
 
 struct disk_req {
-	enum disk_op op;
 	uint64_t offset;   /* bytes from the start of the image */
 	uint64_t len;	   /* bytes: the iovec total (READ/WRITE) or the range */
 	struct iovec *iov; /* READ/WRITE buffers; advanced in place on short transfers */
+	uint64_t done;	   /* bytes transferred so far (backend) */
+	enum disk_op op;
 	unsigned iovcnt;
-	uint64_t done; /* bytes transferred so far (backend) */
-	int result;    /* at completion: 0 or -errno */
+	int result; /* at completion: 0 or -errno */
 };
 
 struct disk;
