@@ -263,7 +263,7 @@ static void test_hostfwd(void **state)
 	uint8_t bootp[1500];
 	char err[256], fwd[64];
 	uint16_t port;
-	size_t n;
+	size_t n = 0;
 	int l = listener(&port);
 
 	close(l); /* a free port, most likely still free below */
