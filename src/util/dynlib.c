@@ -9,7 +9,7 @@ int dynlib_load(struct dynlib *lib, char *err, size_t errlen)
 {
 	int ret = 0;
 	pthread_mutex_lock(&lib->lock);
-	if (lib->loaded)
+	if (lib->handle)
 		goto out;
 	/* RTLD_NOW: a missing symbol fails here, with a message, not at a first call later. */
 	void *h = dlopen(lib->soname, RTLD_NOW | RTLD_LOCAL);
@@ -34,7 +34,6 @@ int dynlib_load(struct dynlib *lib, char *err, size_t errlen)
 		*lib->syms[i].slot = p;
 	}
 	lib->handle = h;
-	lib->loaded = true;
 out:
 	pthread_mutex_unlock(&lib->lock);
 	return ret;

@@ -10,7 +10,6 @@
 #pragma once
 
 #include <pthread.h>
-#include <stdbool.h>
 #include <stddef.h>
 
 struct dynlib_sym {
@@ -24,8 +23,7 @@ struct dynlib {
 	size_t nr_syms;
 	/* state */
 	pthread_mutex_t lock;
-	void *handle;
-	bool loaded;
+	void *handle; /* set once every symbol resolved */
 };
 
 #define DYNLIB_INIT(so, s) \
