@@ -340,6 +340,9 @@ static int read_smaps(pid_t pid, struct smap **out, size_t *n_out)
 	return 0;
 }
 
+/* Could be (part of) guest RAM: private anonymous read-write memory. */
+static bool anon_rw(const struct smap *s) { return s->anon && strcmp(s->perms, "rw-p") == 0; }
+
 /*
  * Guest RAM is a run of adjacent anonymous read-write mappings that together span exactly
  * the guest RAM size: one mapping, or several when the VMM madvise()d parts of it differently
@@ -355,12 +358,11 @@ int vmm_mem(pid_t pid, uint64_t guest_bytes, struct vmm_mem *m)
 	memset(m, 0, sizeof(*m));
 	for (size_t i = 0; i < n;) {
 		size_t j = i + 1;
-		if (v[i].anon && strcmp(v[i].perms, "rw-p") == 0)
-			while (j < n && v[j].anon && v[j].start == v[j - 1].end &&
-			       strcmp(v[j].perms, "rw-p") == 0 && v[j].end - v[i].start <= guest_bytes)
+		if (anon_rw(&v[i]))
+			while (j < n && anon_rw(&v[j]) && v[j].start == v[j - 1].end &&
+			       v[j].end - v[i].start <= guest_bytes)
 				j++;
-		bool guest = v[j - 1].end - v[i].start == guest_bytes && v[i].anon &&
-			     strcmp(v[i].perms, "rw-p") == 0;
+		bool guest = anon_rw(&v[i]) && v[j - 1].end - v[i].start == guest_bytes;
 		if (!guest)
 			j = i + 1; /* not guest RAM: account for the first mapping alone */
 		else
