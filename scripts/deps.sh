@@ -3,7 +3,7 @@
 set -euo pipefail
 
 PKGS=(
-	gcc make meson ninja-build pkg-config python3
+	gcc make meson ninja-build pkg-config python3 musl-tools
 	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev libslirp-dev curl
 	clang
 	cpio lz4 xz-utils zstd kmod

@@ -1,17 +1,26 @@
 /* main.c: kiln's entry point: subcommands `run`, `api`, `--version`, `--help`. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#ifndef KILN_LEAN
 #include "api/api.h"
+#endif
 #include "cli/cli.h"
 #include "config.h"
 #include "kiln-build.h"
 #include "util/log.h"
 #include "vmm/vm.h"
+
+#ifdef KILN_LEAN
+#define KILN_FLAVOUR "static"
+#else
+#define KILN_FLAVOUR "full"
+#endif
 
 static void usage(FILE *f)
 {
@@ -41,6 +50,48 @@ static void log_level_from_env(void)
 		if (strcmp(s, names[i]) == 0)
 			log_set_level((enum log_level)i);
 }
+
+#ifdef KILN_LEAN
+/*
+ * The static build (docs/design.md, "Two builds") carries neither the REST API nor user-mode
+ * networking: both need shared libraries (libmicrohttpd, jansson, libslirp) that a static
+ * binary cannot load. For those it executes kiln-full, the dynamic build of the same sources,
+ * with the same arguments, before it has opened anything: next to this binary (the build
+ * tree), else in KILN_LIBEXEC_DIR (an installed kiln). Returns only on failure.
+ */
+static int exec_full(char **argv, const char *why)
+{
+	char self[PATH_MAX], path[PATH_MAX + 16];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char *slash;
+
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			snprintf(path, sizeof(path), "%.*s/kiln-full", (int)(slash - self), self);
+			if (access(path, X_OK) == 0) {
+				execv(path, argv);
+				fprintf(stderr, "kiln: %s needs %s: %s\n", why, path, strerror(errno));
+				return 1;
+			}
+		}
+	}
+	snprintf(path, sizeof(path), "%s/kiln-full", KILN_LIBEXEC_DIR);
+	execv(path, argv);
+	fprintf(stderr, "kiln: %s needs kiln-full, not found next to this binary or at %s: %s\n",
+		why, path, strerror(errno));
+	return 1;
+}
+
+static bool needs_full(const struct vm_config *c)
+{
+	for (unsigned i = 0; i < c->nr_nets; i++)
+		if (!c->nets[i].tap)
+			return true;
+	return false;
+}
+#endif
 
 /* With no --kernel, boot the default guest built by `make guest`. */
 static int resolve_default_guest(struct vm_config *c, char *err, size_t errlen)
@@ -82,7 +133,7 @@ static int resolve_default_guest(struct vm_config *c, char *err, size_t errlen)
 	return 0;
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(char **full_argv, int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct vm vm;
@@ -94,6 +145,14 @@ static int cmd_run(int argc, char **argv)
 		vm_config_free(&cfg);
 		return 0;
 	}
+#ifdef KILN_LEAN
+	if (ret == 0 && needs_full(&cfg)) {
+		vm_config_free(&cfg);
+		return exec_full(full_argv, "user-mode networking (--net user)");
+	}
+#else
+	(void)full_argv;
+#endif
 	if (ret == 0)
 		ret = resolve_default_guest(&cfg, err, sizeof(err));
 	if (ret == 0)
@@ -116,6 +175,7 @@ static int cmd_run(int argc, char **argv)
 	return vm_exit_status(why, sig);
 }
 
+#ifndef KILN_LEAN
 static void api_usage(FILE *f)
 {
 	fprintf(f, "usage: kiln api --api-sock PATH [--id NAME] [--config-file FILE]\n"
@@ -193,6 +253,7 @@ static int cmd_api(int argc, char **argv)
 	}
 	return api_run(&o);
 }
+#endif
 
 int main(int argc, char **argv)
 {
@@ -204,7 +265,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-		printf("kiln %s\n", KILN_VERSION);
+		printf("kiln %s (%s)\n", KILN_VERSION, KILN_FLAVOUR);
 		return 0;
 	}
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
@@ -213,9 +274,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argc - 2, argv + 2);
+		return cmd_run(argv, argc - 2, argv + 2);
 	if (strcmp(argv[1], "api") == 0)
+#ifdef KILN_LEAN
+		return exec_full(argv, "the REST API (kiln api)");
+#else
 		return cmd_api(argc - 2, argv + 2);
+#endif
 	fprintf(stderr, "kiln: unknown command '%s' (try `kiln --help`)\n", argv[1]);
 	return 1;
 }

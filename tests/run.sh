@@ -43,6 +43,8 @@ setup() { # dir, extra meson args...
 	shift
 	if [ ! -f "$dir/build.ninja" ]; then
 		meson setup "$dir" "$@" >/dev/null || return 1
+	elif [ $# -gt 0 ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null || return 1
 	fi
 	ninja -C "$dir" >"$dir.ninja.log" 2>&1 || { cat "$dir.ninja.log"; return 1; }
 }
@@ -70,7 +72,7 @@ else
 fi
 
 note "unit tests under ASan + UBSan ($BUILD_ASAN)"
-if setup "$BUILD_ASAN" -Db_sanitize=address,undefined -Db_lundef=false -Dguest_tests=false; then
+if setup "$BUILD_ASAN" -Db_sanitize=address,undefined -Db_lundef=false -Dguest_tests=false -Dstatic_kiln=disabled; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		run_suite "$BUILD_ASAN" asan unit
 else
@@ -79,7 +81,7 @@ fi
 
 note "fuzz smoke runs (${FUZZ_SECONDS}s each, $BUILD_FUZZ)"
 if command -v clang >/dev/null; then
-	if CC=clang setup "$BUILD_FUZZ" -Dfuzz=true -Dguest_tests=false -Db_sanitize=address,undefined -Db_lundef=false; then
+	if CC=clang setup "$BUILD_FUZZ" -Dfuzz=true -Dguest_tests=false -Db_sanitize=address,undefined -Db_lundef=false -Dstatic_kiln=disabled; then
 		for f in "$BUILD_FUZZ"/fuzz/fuzz_*; do
 			[ -f "$f" ] && [ -x "$f" ] || continue
 			name=$(basename "$f")

@@ -11,6 +11,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -33,6 +34,13 @@ void disk_req_advance(struct disk_req *r, uint64_t n)
 	}
 }
 
+/* pwritev2 through the system call: musl 1.2.3 (the static build, docs/design.md) has no
+ * wrapper. On x86-64 the offset goes whole in the low word. */
+static ssize_t pwritev_flags(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+	return syscall(SYS_pwritev2, fd, iov, cnt, (long)off, 0L, flags);
+}
+
 /* Read or write all of r, continuing after short transfers. */
 static int rw_all(struct disk *d, struct disk_req *r)
 {
@@ -46,8 +54,8 @@ static int rw_all(struct disk *d, struct disk_req *r)
 			n = preadv(d->fd, r->iov, (int)MIN(r->iovcnt, (unsigned)IOV_MAX),
 				   (off_t)off);
 		else
-			n = pwritev2(d->fd, r->iov, (int)MIN(r->iovcnt, (unsigned)IOV_MAX),
-				     (off_t)off, d->dsync ? RWF_DSYNC : 0);
+			n = pwritev_flags(d->fd, r->iov, (int)MIN(r->iovcnt, (unsigned)IOV_MAX),
+					  (off_t)off, d->dsync ? RWF_DSYNC : 0);
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;

@@ -20,13 +20,23 @@ static size_t table_bytes(void)
 	       IRQ_MAX_ROUTES * sizeof(struct kvm_irq_routing_entry);
 }
 
+static void add_entry(struct kvm_irq_routing *t, const struct kvm_irq_routing_entry *e)
+{
+	/* Zeroed first: the union's unused bytes and the pads go to KVM too. */
+	memset(&t->entries[t->nr], 0, sizeof(t->entries[0]));
+	t->entries[t->nr].gsi = e->gsi;
+	t->entries[t->nr].type = e->type;
+	t->entries[t->nr].u = e->u;
+	t->nr++;
+}
+
 static void add_irqchip(struct kvm_irq_routing *t, uint32_t gsi, uint32_t chip, uint32_t pin)
 {
-	t->entries[t->nr++] = (struct kvm_irq_routing_entry){
-	    .gsi = gsi,
-	    .type = KVM_IRQ_ROUTING_IRQCHIP,
-	    .u.irqchip = {.irqchip = chip, .pin = pin},
-	};
+	add_entry(t, &(struct kvm_irq_routing_entry){
+			 .gsi = gsi,
+			 .type = KVM_IRQ_ROUTING_IRQCHIP,
+			 .u.irqchip = {.irqchip = chip, .pin = pin},
+		     });
 }
 
 /*
@@ -52,19 +62,25 @@ static int push_locked(struct irq_router *r)
 {
 	struct kvm_irq_routing *t = r->table;
 
-	memset(t, 0, table_bytes());
+	if (!t) {
+		t = r->table = calloc(1, table_bytes());
+		if (!t)
+			return -ENOMEM;
+	}
+	t->nr = 0;
+	t->flags = 0;
 	add_legacy(t);
-	for (unsigned i = 0; i < IRQ_MAX_MSI; i++) {
+	for (unsigned i = 0; r->msi && i < IRQ_MAX_MSI; i++) {
 		const struct irq_route *m = &r->msi[i];
 		if (!m->used || !m->valid)
 			continue;
-		t->entries[t->nr++] = (struct kvm_irq_routing_entry){
-		    .gsi = IRQ_FIRST_MSI_GSI + i,
-		    .type = KVM_IRQ_ROUTING_MSI,
-		    .u.msi = {.address_lo = (uint32_t)m->msi_addr,
-			      .address_hi = (uint32_t)(m->msi_addr >> 32),
-			      .data = m->msi_data},
-		};
+		add_entry(t, &(struct kvm_irq_routing_entry){
+				 .gsi = IRQ_FIRST_MSI_GSI + i,
+				 .type = KVM_IRQ_ROUTING_MSI,
+				 .u.msi = {.address_lo = (uint32_t)m->msi_addr,
+					   .address_hi = (uint32_t)(m->msi_addr >> 32),
+					   .data = m->msi_data},
+			     });
 	}
 	r->nr_routes = t->nr;
 	r->nr_pushes++;
@@ -79,34 +95,31 @@ int irq_router_init(struct irq_router *r, int vm_fd)
 {
 	memset(r, 0, sizeof(*r));
 	r->vm_fd = vm_fd;
-	r->table = calloc(1, table_bytes());
-	if (!r->table)
-		return -ENOMEM;
 	pthread_mutex_init(&r->lock, NULL);
-
-	pthread_mutex_lock(&r->lock);
-	int ret = push_locked(r);
-	pthread_mutex_unlock(&r->lock);
-	if (ret) {
-		log_err("irq: KVM_SET_GSI_ROUTING (default routes): %s", strerror(-ret));
-		irq_router_destroy(r);
-	}
-	return ret;
+	r->live = true;
+	/* The table add_legacy builds is the one KVM_CREATE_IRQCHIP installed: the first MSI
+	 * route pushes it whole. (KVM_SET_GSI_ROUTING waits for an expedited SRCU grace period:
+	 * 0.1 ms of start-up on a PVM host.) */
+	r->nr_routes = IRQ_NR_LEGACY_ROUTES;
+	return 0;
 }
 
 void irq_router_destroy(struct irq_router *r)
 {
-	if (!r->table)
+	if (!r->live)
 		return;
 	free(r->table);
+	free(r->msi);
 	r->table = NULL;
+	r->msi = NULL;
 	pthread_mutex_destroy(&r->lock);
+	r->live = false;
 }
 
-/* Index into r->msi for gsi, or -1. */
-static int msi_index(uint32_t gsi)
+/* Index into r->msi for gsi, or -1 (also before the first irq_msi_alloc). */
+static int msi_index(const struct irq_router *r, uint32_t gsi)
 {
-	if (gsi < IRQ_FIRST_MSI_GSI || gsi - IRQ_FIRST_MSI_GSI >= IRQ_MAX_MSI)
+	if (!r->msi || gsi < IRQ_FIRST_MSI_GSI || gsi - IRQ_FIRST_MSI_GSI >= IRQ_MAX_MSI)
 		return -1;
 	return (int)(gsi - IRQ_FIRST_MSI_GSI);
 }
@@ -116,7 +129,9 @@ int irq_msi_alloc(struct irq_router *r, uint32_t *gsi)
 	int ret = -ENOSPC;
 
 	pthread_mutex_lock(&r->lock);
-	for (unsigned i = 0; i < IRQ_MAX_MSI; i++) {
+	if (!r->msi)
+		r->msi = calloc(IRQ_MAX_MSI, sizeof(*r->msi));
+	for (unsigned i = 0; r->msi && i < IRQ_MAX_MSI; i++) {
 		if (r->msi[i].used)
 			continue;
 		r->msi[i] = (struct irq_route){.used = true};
@@ -130,7 +145,7 @@ int irq_msi_alloc(struct irq_router *r, uint32_t *gsi)
 
 void irq_msi_free(struct irq_router *r, uint32_t gsi)
 {
-	int i = msi_index(gsi);
+	int i = msi_index(r, gsi);
 	if (i < 0)
 		return;
 	pthread_mutex_lock(&r->lock);
@@ -147,7 +162,7 @@ void irq_msi_free(struct irq_router *r, uint32_t gsi)
 
 int irq_msi_update(struct irq_router *r, uint32_t gsi, uint64_t addr, uint32_t data)
 {
-	int i = msi_index(gsi);
+	int i = msi_index(r, gsi);
 	int ret = 0;
 
 	if (i < 0)

@@ -35,14 +35,19 @@ struct irq_router {
 	/* < 0: no KVM (unit tests). Tables are still built and counted; irqfd calls succeed
 	 * without doing anything. */
 	int vm_fd;
-	pthread_mutex_t lock;		   /* vCPU threads reprogram MSI-X entries concurrently */
-	struct irq_route msi[IRQ_MAX_MSI]; /* msi[i] is GSI IRQ_FIRST_MSI_GSI + i */
-	void *table;		 /* struct kvm_irq_routing scratch, IRQ_MAX_ROUTES entries */
+	bool live;		/* between init and destroy */
+	pthread_mutex_t lock;	/* vCPU threads reprogram MSI-X entries concurrently */
+	/* msi[i] is GSI IRQ_FIRST_MSI_GSI + i; IRQ_MAX_MSI entries, from the first irq_msi_alloc
+	 * (24 KiB a VM without MSI devices never touches). */
+	struct irq_route *msi;
+	void *table;		 /* struct kvm_irq_routing scratch, IRQ_MAX_ROUTES entries, from the
+				  * first push */
 	unsigned nr_routes;	 /* entries in the last table built */
 	unsigned long nr_pushes; /* tables built (and pushed when vm_fd >= 0) */
 };
 
-/* Install the default routes (IOAPIC pins 0..23, PIC 0..15). Returns 0 or -errno. */
+/* Start with the default routes (IOAPIC pins 0..23, PIC 0..15), which KVM_CREATE_IRQCHIP
+ * installed already: nothing is pushed before the first MSI route. Returns 0 or -errno. */
 int irq_router_init(struct irq_router *r, int vm_fd) __must_check;
 /* Safe on a zeroed router and after a failed init. */
 void irq_router_destroy(struct irq_router *r);

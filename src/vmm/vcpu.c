@@ -64,14 +64,6 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t er
 		snprintf(err, errlen, "vcpu %u: LAPIC set-up: %s", id, strerror(-ret));
 		goto err_unmap;
 	}
-	/* Only the BSP gets boot registers; APs wait for INIT/SIPI in the in-kernel LAPIC. */
-	if (id == 0) {
-		ret = x86_regs_setup(v->fd, &vm->boot);
-		if (ret) {
-			snprintf(err, errlen, "vcpu 0: register set-up: %s", strerror(-ret));
-			goto err_unmap;
-		}
-	}
 	return 0;
 
 err_unmap:
@@ -332,10 +324,14 @@ static void *vcpu_thread(void *arg)
  * The boot vCPU is created on the CPU this thread runs on, which is about to block in the
  * event loop. Left to the scheduler, a new thread can be queued behind a busy CPU's time
  * slice (3 ms measured on a loaded 2-CPU host) while this one goes idle: that delay would be
- * in exec -> first guest instruction. Once running, the thread takes back the affinity it
- * inherited, so nothing stays pinned.
+ * in exec -> first guest instruction. The launcher narrows its own affinity to its CPU for
+ * the pthread_create (a new thread inherits it; musl has no pthread_attr_setaffinity_np) and
+ * widens it again at once; once running, the vCPU thread takes back the same set, so nothing
+ * stays pinned.
  */
-static bool start_here(struct vcpu *v, pthread_attr_t *attr)
+#define VCPU_STACK_SIZE (512 * KiB)
+
+static bool start_here(struct vcpu *v)
 {
 	int cpu = sched_getcpu();
 	cpu_set_t one;
@@ -346,18 +342,25 @@ static bool start_here(struct vcpu *v, pthread_attr_t *attr)
 		return false;
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	return pthread_attr_setaffinity_np(attr, sizeof(one), &one) == 0;
+	return pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
 }
 
 int vcpu_start(struct vcpu *v)
 {
 	pthread_attr_t attr;
 	int ret = pthread_attr_init(&attr);
+
 	if (ret)
 		return -ret;
-	v->restore_affinity = start_here(v, &attr);
-	ret = pthread_create(&v->thread, &attr, vcpu_thread, v);
+	/* The same stack in every libc (glibc's default is 8 MiB, musl's 128 KiB); only the pages
+	 * touched are resident. */
+	ret = pthread_attr_setstacksize(&attr, VCPU_STACK_SIZE);
+	v->restore_affinity = !ret && start_here(v);
+	if (!ret)
+		ret = pthread_create(&v->thread, &attr, vcpu_thread, v);
 	pthread_attr_destroy(&attr);
+	if (v->restore_affinity)
+		pthread_setaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity);
 	if (ret)
 		return -ret;
 	v->thread_started = true;

@@ -55,6 +55,15 @@ struct vm {
 	int vm_fd;
 	int run_size; /* mmap size of struct kvm_run */
 	struct kvm_cpuid2 *cpuid; /* supported CPUID, patched per vCPU */
+	struct {		  /* the vCPUs' set-up thread at start-up (vm.c, "prep") */
+		pthread_t thread;
+		bool started;
+		pthread_mutex_t lock;
+		pthread_cond_t cond;
+		int irqchip; /* 0: not yet, 1: created, -1: start-up failed, give up */
+		int ret;
+		char err[256];
+	} prep;
 	bool host_pvm;		  /* /dev/kvm is PVM-backed: see docs/design.md, "PVM host" */
 
 	struct guest_mem mem;

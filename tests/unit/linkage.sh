@@ -1,17 +1,37 @@
 #!/bin/sh
-# linkage.sh KILN: fail if KILN links a library that kiln opens only when needed (util/dynlib.h).
+# linkage.sh KILN [KILN_FULL]: check how kiln's binaries are linked (docs/design.md, "Two builds").
+# A binary that has NEEDED entries must not list a library that kiln opens only when needed
+# (util/dynlib.h): it would load that library, and gnutls or glib with it, into every
+# `kiln run`. With two arguments KILN is the static build and must have no NEEDED entry and no
+# interpreter at all, and KILN_FULL is the dynamic one.
 set -eu
-kiln=${1:?usage: linkage.sh KILN}
-needed=$(readelf -d "$kiln" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
-[ -n "$needed" ] || { echo "linkage: no NEEDED entries read from $kiln" >&2; exit 1; }
-bad=0
-for lib in $needed; do
-	case $lib in
-	libslirp.so* | libmicrohttpd.so* | libglib-2.0.so* | libgnutls.so*)
-		echo "linkage: $kiln links $lib, which it should open only when needed" >&2
-		bad=1
-		;;
-	esac
-done
-[ $bad = 0 ] && echo "linkage: $kiln needs only: $(echo $needed)"
-exit $bad
+kiln=${1:?usage: linkage.sh KILN [KILN_FULL]}
+full=${2:-}
+
+needed() { readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'; }
+
+check_dynamic() {
+	libs=$(needed "$1")
+	[ -n "$libs" ] || { echo "linkage: no NEEDED entries read from $1" >&2; return 1; }
+	for lib in $libs; do
+		case $lib in
+		libslirp.so* | libmicrohttpd.so* | libglib-2.0.so* | libgnutls.so*)
+			echo "linkage: $1 links $lib, which it should open only when needed" >&2
+			return 1
+			;;
+		esac
+	done
+	echo "linkage: $1 needs only: $(echo $libs)"
+}
+
+if [ -z "$full" ]; then
+	check_dynamic "$kiln"
+	exit
+fi
+[ -n "$(needed "$full")" ] || { echo "linkage: $full is static: kiln-full must load libraries" >&2; exit 1; }
+if [ -n "$(needed "$kiln")" ] || readelf -l "$kiln" | grep -q INTERP; then
+	echo "linkage: $kiln is not static: it needs $(needed "$kiln" | tr '\n' ' ')" >&2
+	exit 1
+fi
+echo "linkage: $kiln is static"
+check_dynamic "$full"
