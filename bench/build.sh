@@ -3,6 +3,8 @@
 #
 # Usage: bench/build.sh OUTDIR [EXIT_BYTES]
 #   startup density rawkvm   C harnesses (host compiler, warnings are errors)
+#   rawkvm-static            rawkvm linked statically with musl-gcc, when it is installed: the
+#                            floor for the static kiln (docs/design.md, "Two builds")
 #   tiny.bzImage tiny.elf    'K' on COM1 from every entry, then halt with interrupts off
 #   flood-N.bzImage          N bytes to COM1 (one OUT each), then i8042 reset (EXIT_BYTES
 #                            and 1, for the exit-throughput benchmark and its baseline)
@@ -19,6 +21,13 @@ for prog in startup density; do
 	"$cc" "${cflags[@]}" -o "$out/$prog" "$here/$prog.c" "$here/vmmproc.c"
 done
 "$cc" "${cflags[@]}" -o "$out/rawkvm" "$here/rawkvm.c"
+if command -v musl-gcc >/dev/null; then
+	"$here/../scripts/musl-headers.sh" "$out/musl-include"
+	musl-gcc "${cflags[@]}" -static -isystem "$out/musl-include" -o "$out/rawkvm-static" \
+		"$here/rawkvm.c"
+else
+	rm -f "$out/rawkvm-static"
+fi
 
 # tiny.S -> bzImage (.setup then .pm, raw) and ELF (elf.ld: .pm at 1 MiB + PVH note)
 guest() { # NAME [CPPFLAGS...]

@@ -103,11 +103,17 @@ notes=()
 note() { notes+=("$*"); echo "bench: note: $*" >&2; }
 
 # --- VMMs: name, kind, binary -----------------------------------------------------------------
-# rawkvm is not a peer but the floor: a minimal KVM program (bench/rawkvm.c) that echoes COM1.
+# rawkvm is not a peer but the floor: a minimal KVM program (bench/rawkvm.c) that echoes COM1;
+# rawkvm-static is the same linked statically with musl, the floor for a static kiln. kiln-full
+# is kiln's dynamic build (what `kiln api` and --net user run, docs/design.md "Two builds").
+# The three are measured for start-up and memory only.
 names=(kiln rawkvm) kinds=(kiln raw) bins=("$kiln" "$out/rawkvm")
 add_peer() { # NAME KIND BIN
 	names+=("$1") kinds+=("$2") bins+=("$3")
 }
+[ -x "$out/rawkvm-static" ] && add_peer rawkvm-static raw "$out/rawkvm-static"
+kiln_full=$(dirname "$kiln")/kiln-full
+[ -x "$kiln_full" ] && add_peer kiln-full kiln-full "$kiln_full"
 qemu=${BENCH_QEMU:-$(command -v qemu-system-x86_64 || true)}
 if [ "$qemu" = off ]; then
 	note "QEMU left out (BENCH_QEMU=off)"
@@ -150,7 +156,8 @@ vmm_cmd() {
 		IMG=$bz
 		CMD=("$bin" --echo "$bz" "$mem")
 		;;
-	kiln)
+	kiln | kiln-full)
+		[ "$kind" = kiln ] || [ "$what" = tiny ] || { WHY="measured for start-up and memory only"; return 1; }
 		IMG=${bz:-$elf}
 		CMD=("$bin" run --kernel "$IMG" --memory "${mem}M" --cpus "$cpus" --serial stdio)
 		[ "$what" = linux ] && CMD+=(--initrd "$initrd" --cmdline "$linux_cmdline")
@@ -207,7 +214,7 @@ for i in "${!names[@]}"; do
 		echo "bench: ${names[$i]} boots the tiny image (${IMG##*/}): $(key "$line" t_us) us"
 	else
 		why=$(cat "$log.harness" "$log" 2>/dev/null | grep -v '^$' | head -3 | tr '\n' ' ')
-		case ${kinds[$i]} in kiln | raw) die "${names[$i]} cannot boot the tiny image: $why" ;; esac
+		case ${kinds[$i]} in kiln | kiln-full | raw) die "${names[$i]} cannot boot the tiny image: $why" ;; esac
 		note "${names[$i]} skipped: it did not boot the tiny image: $why"
 	fi
 done
@@ -284,7 +291,7 @@ if [ "$linux" = 1 ]; then
 	for ((r = 1; r <= linux_runs; r++)); do
 		for i in "${active[@]}"; do
 			n=${names[$i]}
-			[ "${kinds[$i]}" = raw ] && continue
+			case ${kinds[$i]} in raw | kiln-full) continue ;; esac
 			if ! vmm_cmd "${kinds[$i]}" "${bins[$i]}" linux "$linux_mem_mib"; then
 				[ "$r" = 1 ] && note "$n: Linux boot not measured: $WHY"
 				continue
@@ -327,7 +334,7 @@ echo "bench: density: as many ${mem_mib} MiB VMs as start in ${density_s} s (at 
 for ((r = 1; r <= density_runs; r++)); do
 	for i in "${active[@]}"; do
 		n=${names[$i]}
-		[ "${kinds[$i]}" = raw ] && continue
+		case ${kinds[$i]} in raw | kiln-full) continue ;; esac
 		vmm_cmd "${kinds[$i]}" "${bins[$i]}" tiny "$mem_mib"
 		run_bg "$out/line" "$out/density" --seconds "$density_s" --max "$density_max" \
 			--mem-mib "$mem_mib" -- "${CMD[@]}" 2>"$out/logs/density-$n.err" ||
@@ -460,9 +467,13 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	echo
 	ratio startup kiln rawkvm "startup kiln / rawkvm (the floor: KVM set-up alone)"
 	ratio mem_rss kiln rawkvm "memory overhead (RSS) kiln / rawkvm"
+	ratio startup kiln rawkvm-static "startup kiln / rawkvm-static (the floor for a static binary)"
+	ratio mem_rss kiln rawkvm-static "memory overhead (RSS) kiln / rawkvm-static"
+	ratio startup kiln-full rawkvm "startup kiln-full / rawkvm (both dynamic, glibc)"
+	ratio mem_rss kiln-full rawkvm "memory overhead (RSS) kiln-full / rawkvm"
 	for i in "${active[@]}"; do
 		p=${names[$i]}
-		case ${kinds[$i]} in kiln | raw) continue ;; esac
+		case ${kinds[$i]} in kiln | kiln-full | raw) continue ;; esac
 		ratio startup kiln "$p" "startup kiln / $p"
 		ratio mem_rss kiln "$p" "memory overhead (RSS) kiln / $p"
 		ratio mem_uss kiln "$p" "memory overhead (USS) kiln / $p"
@@ -500,9 +511,10 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	echo "- kernel: $(uname -r)"
 	echo "- load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- kiln: $("$kiln" --version 2>/dev/null | head -1)"
-	echo "- rawkvm: bench/rawkvm.c, the floor (minimal KVM_RUN loop, not a peer)"
+	echo "- rawkvm: bench/rawkvm.c, the floor (minimal KVM_RUN loop, not a peer); rawkvm-static: the same, static with musl"
+	[ -x "$kiln_full" ] && echo "- kiln-full: $kiln_full ($("$kiln_full" --version 2>/dev/null | head -1)), kiln's dynamic build: start-up and memory only"
 	for i in "${active[@]}"; do
-		case ${kinds[$i]} in kiln | raw) continue ;; esac
+		case ${kinds[$i]} in kiln | kiln-full | raw) continue ;; esac
 		echo "- ${names[$i]}: ${bins[$i]} ($("${bins[$i]}" --version 2>/dev/null | head -1))"
 	done
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"

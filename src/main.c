@@ -18,8 +18,12 @@
 
 #ifdef KILN_LEAN
 #define KILN_FLAVOUR "static"
+#define BUILD_NOTE                                                                         \
+	"\nThis is the static build: `kiln api` and `kiln run --net user` run kiln-full, the\n" \
+	"dynamic one, found next to this binary or in " KILN_LIBEXEC_DIR ".\n"
 #else
 #define KILN_FLAVOUR "full"
+#define BUILD_NOTE ""
 #endif
 
 static void usage(FILE *f)
@@ -36,7 +40,7 @@ static void usage(FILE *f)
 		   "\n"
 		   "environment:\n"
 		   "  KILN_LOG        log level: error, warn (default), info, debug\n"
-		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n",
+		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n" BUILD_NOTE,
 		KILN_GUEST_DIR);
 }
 
