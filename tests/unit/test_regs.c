@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include "tmpfile.h"
 
 #include "arch/x86/boot.h"
 #include "arch/x86/gdt.h"
@@ -138,46 +139,13 @@ static void regs_pvh(void **state)
 	check_common(&s);
 }
 
-/* Load a one-segment ELF so boot.c writes the GDT into fake RAM. */
-static char *write_elf(uint64_t paddr, const uint8_t *code, size_t len)
-{
-	uint8_t buf[0x1000 + 64] = {0};
-	Elf64_Ehdr eh = {.e_type = ET_EXEC,
-			 .e_machine = EM_X86_64,
-			 .e_version = EV_CURRENT,
-			 .e_entry = paddr,
-			 .e_phoff = sizeof(Elf64_Ehdr),
-			 .e_ehsize = sizeof(Elf64_Ehdr),
-			 .e_phentsize = sizeof(Elf64_Phdr),
-			 .e_phnum = 1};
-	memcpy(eh.e_ident, ELFMAG, SELFMAG);
-	eh.e_ident[EI_CLASS] = ELFCLASS64;
-	eh.e_ident[EI_DATA] = ELFDATA2LSB;
-	Elf64_Phdr ph = {.p_type = PT_LOAD,
-			 .p_offset = 0x1000,
-			 .p_vaddr = paddr,
-			 .p_paddr = paddr,
-			 .p_filesz = len,
-			 .p_memsz = 0x1000};
-	memcpy(buf, &eh, sizeof(eh));
-	memcpy(buf + sizeof(eh), &ph, sizeof(ph));
-	memcpy(buf + 0x1000, code, len);
-
-	char *path = strdup("/tmp/kiln-test-regs-XXXXXX");
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, buf, 0x1000 + len), (ssize_t)(0x1000 + len));
-	close(fd);
-	return path;
-}
-
 static void segments_match_gdt_in_ram(void **state)
 {
 	struct guest_mem m;
 	struct boot_info bi;
 	char err[256];
 	const uint8_t hlt = 0xf4;
-	char *path = write_elf(0x200000, &hlt, 1);
+	char *path = tmp_elf_kernel(0x200000, &hlt, 1);
 	struct boot_request req = {.kernel_path = path, .cmdline = ""};
 
 	assert_int_equal(guest_mem_init(&m, 16 * MiB), 0);
@@ -264,7 +232,7 @@ static void run_on_kvm(bool pvh, uint64_t want_rax)
 	struct boot_info bi;
 	char err[256];
 	char *path =
-	    write_elf(0x200000, pvh ? code32 : code64, pvh ? sizeof(code32) : sizeof(code64));
+	    tmp_elf_kernel(0x200000, pvh ? code32 : code64, pvh ? sizeof(code32) : sizeof(code64));
 	struct boot_request req = {.kernel_path = path, .cmdline = ""};
 
 	assert_int_equal(guest_mem_init(&m, 16 * MiB), 0);

@@ -15,58 +15,18 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "arch/x86/bootparam.h"
 #include "config.h"
 #include "vmm/vm.h"
 
-#define LOAD_OFF 0x1000
+#include "tmpfile.h"
+
 #define LOAD_GPA 0x100000
 
-static char *write_tmp(const void *data, size_t len)
+/* The smallest kernel the loader takes: `hlt` at 1 MiB, entered in 64-bit mode. */
+static char *tiny_kernel(void)
 {
-	char *path = strdup("/tmp/kiln-test-vm-XXXXXX");
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, data, len), (ssize_t)len);
-	close(fd);
-	return path;
-}
-
-/* The smallest kernel the ELF loader takes: one PT_LOAD of `hlt` at 1 MiB and a PVH entry
- * note pointing at it. */
-static char *tiny_pvh_kernel(void)
-{
-	uint8_t buf[LOAD_OFF + 16] = { 0 };
-	struct {
-		Elf64_Nhdr nh;
-		char name[4];
-		uint32_t entry;
-	} note = { { 4, 4, XEN_ELFNOTE_PHYS32_ENTRY }, "Xen", LOAD_GPA };
-	Elf64_Ehdr eh = {
-		.e_type = ET_EXEC,
-		.e_machine = EM_X86_64,
-		.e_version = EV_CURRENT,
-		.e_entry = LOAD_GPA,
-		.e_phoff = sizeof(Elf64_Ehdr),
-		.e_ehsize = sizeof(Elf64_Ehdr),
-		.e_phentsize = sizeof(Elf64_Phdr),
-		.e_phnum = 2,
-	};
-	Elf64_Phdr ph[2] = {
-		{ .p_type = PT_LOAD, .p_offset = LOAD_OFF, .p_vaddr = LOAD_GPA, .p_paddr = LOAD_GPA,
-		  .p_filesz = 16, .p_memsz = 16 },
-		{ .p_type = PT_NOTE, .p_offset = 0x200, .p_filesz = sizeof(note) },
-	};
-
-	memcpy(eh.e_ident, ELFMAG, SELFMAG);
-	eh.e_ident[EI_CLASS] = ELFCLASS64;
-	eh.e_ident[EI_DATA] = ELFDATA2LSB;
-	eh.e_ident[EI_VERSION] = EV_CURRENT;
-	memcpy(buf, &eh, sizeof(eh));
-	memcpy(buf + sizeof(eh), ph, sizeof(ph));
-	memcpy(buf + 0x200, &note, sizeof(note));
-	memset(buf + LOAD_OFF, 0xf4, 16); /* hlt */
-	return write_tmp(buf, sizeof(buf));
+	static const uint8_t hlt = 0xf4;
+	return tmp_elf_kernel(LOAD_GPA, &hlt, 1);
 }
 
 static void need_kvm(void)
@@ -99,7 +59,7 @@ static void test_create(void **state)
 
 	need_kvm();
 	for (unsigned cpus = 1; cpus <= 4; cpus *= 2) {
-		config(&c, tiny_pvh_kernel(), cpus);
+		config(&c, tiny_kernel(), cpus);
 		assert_int_equal(vm_create(&vm, &c, err, sizeof(err)), 0);
 		assert_false(vm.prep.started); /* joined */
 		assert_non_null(vm.vcpus);
@@ -132,7 +92,7 @@ static void test_bad_kernel(void **state)
 	(void)state;
 
 	need_kvm();
-	config(&c, write_tmp(junk, sizeof(junk)), 2);
+	config(&c, tmp_file(junk, sizeof(junk)), 2);
 	assert_int_not_equal(vm_create(&vm, &c, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "not an ELF vmlinux or bzImage"));
 	assert_false(vm.prep.started);
@@ -152,7 +112,7 @@ static void test_repeat(void **state)
 	(void)state;
 
 	need_kvm();
-	config(&c, tiny_pvh_kernel(), 2);
+	config(&c, tiny_kernel(), 2);
 	before = dup(0);
 	close(before);
 	for (int i = 0; i < 20; i++) {
