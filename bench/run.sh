@@ -221,8 +221,14 @@ done
 
 # --- 1+2. startup (exec -> first serial byte) and memory at the first byte ---------------------
 echo "bench: startup and memory at first byte: $runs runs, interleaved"
+# Each round starts one VMM further on, so that no VMM always follows the same one: a VMM that
+# has just exited (QEMU above all) leaves work in the kernel that lands on the next start.
+rotated() { # ROUND -> the active indexes, rotated by ROUND
+	local n=${#active[@]} k
+	for ((k = 0; k < n; k++)); do echo "${active[$(((k + $1) % n))]}"; done
+}
 for ((r = 1; r <= runs; r++)); do
-	for i in "${active[@]}"; do
+	for i in $(rotated "$r"); do
 		vmm_cmd "${kinds[$i]}" "${bins[$i]}" tiny "$mem_mib"
 		run_bg "$out/line" "$startup" --timeout 60 --mem-mib "$mem_mib" \
 			--stderr "$out/logs/startup-${names[$i]}.err" -- "${CMD[@]}" ||
