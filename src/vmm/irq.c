@@ -20,23 +20,13 @@ static size_t table_bytes(void)
 	       IRQ_MAX_ROUTES * sizeof(struct kvm_irq_routing_entry);
 }
 
-static void add_entry(struct kvm_irq_routing *t, const struct kvm_irq_routing_entry *e)
-{
-	/* Zeroed first: the union's unused bytes and the pads go to KVM too. */
-	memset(&t->entries[t->nr], 0, sizeof(t->entries[0]));
-	t->entries[t->nr].gsi = e->gsi;
-	t->entries[t->nr].type = e->type;
-	t->entries[t->nr].u = e->u;
-	t->nr++;
-}
-
 static void add_irqchip(struct kvm_irq_routing *t, uint32_t gsi, uint32_t chip, uint32_t pin)
 {
-	add_entry(t, &(struct kvm_irq_routing_entry){
-			 .gsi = gsi,
-			 .type = KVM_IRQ_ROUTING_IRQCHIP,
-			 .u.irqchip = {.irqchip = chip, .pin = pin},
-		     });
+	t->entries[t->nr++] = (struct kvm_irq_routing_entry){
+	    .gsi = gsi,
+	    .type = KVM_IRQ_ROUTING_IRQCHIP,
+	    .u.irqchip = {.irqchip = chip, .pin = pin},
+	};
 }
 
 /*
@@ -74,13 +64,13 @@ static int push_locked(struct irq_router *r)
 		const struct irq_route *m = &r->msi[i];
 		if (!m->used || !m->valid)
 			continue;
-		add_entry(t, &(struct kvm_irq_routing_entry){
-				 .gsi = IRQ_FIRST_MSI_GSI + i,
-				 .type = KVM_IRQ_ROUTING_MSI,
-				 .u.msi = {.address_lo = (uint32_t)m->msi_addr,
-					   .address_hi = (uint32_t)(m->msi_addr >> 32),
-					   .data = m->msi_data},
-			     });
+		t->entries[t->nr++] = (struct kvm_irq_routing_entry){
+		    .gsi = IRQ_FIRST_MSI_GSI + i,
+		    .type = KVM_IRQ_ROUTING_MSI,
+		    .u.msi = {.address_lo = (uint32_t)m->msi_addr,
+			      .address_hi = (uint32_t)(m->msi_addr >> 32),
+			      .data = m->msi_data},
+		};
 	}
 	r->nr_routes = t->nr;
 	r->nr_pushes++;

@@ -301,16 +301,22 @@ static void pvm_host_setup(struct vm *vm)
  * and says so (prep_release); prep_join collects them, and without a thread (pthread_create
  * failed) does the work itself. Only the boot registers wait for the kernel load.
  */
+static int fetch_cpuid(struct vm *vm, char *err, size_t errlen)
+{
+	int ret = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
+
+	if (ret)
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+	return ret;
+}
+
+/* The CPUID list (unless the thread fetched it already), then every vCPU. */
 static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 {
-	int ret = 0;
+	int ret = vm->cpuid ? 0 : fetch_cpuid(vm, err, errlen);
 
-	if (!vm->cpuid)
-		ret = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid);
-	if (ret) {
-		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+	if (ret)
 		return ret;
-	}
 	if (vm->host_pvm)
 		pvm_host_setup(vm);
 	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
@@ -328,17 +334,14 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 static void *prep_thread(void *opaque)
 {
 	struct vm *vm = opaque;
-	int ret = x86_cpuid_get_supported(vm->kvm_fd, &vm->cpuid), go;
+	int ret = fetch_cpuid(vm, vm->prep.err, sizeof(vm->prep.err)), go;
 
 	pthread_mutex_lock(&vm->prep.lock);
 	while (!vm->prep.irqchip)
 		pthread_cond_wait(&vm->prep.cond, &vm->prep.lock);
 	go = vm->prep.irqchip > 0;
 	pthread_mutex_unlock(&vm->prep.lock);
-	if (ret)
-		snprintf(vm->prep.err, sizeof(vm->prep.err), "KVM_GET_SUPPORTED_CPUID: %s",
-			 strerror(-ret));
-	else if (go)
+	if (!ret && go)
 		ret = create_vcpus(vm, vm->prep.err, sizeof(vm->prep.err));
 	vm->prep.ret = ret;
 	return NULL;
@@ -377,7 +380,7 @@ static int prep_join(struct vm *vm, char *err, size_t errlen)
 	int ret;
 
 	if (!vm->prep.started)
-		return vm->vcpus ? 0 : create_vcpus(vm, err, errlen);
+		return create_vcpus(vm, err, errlen);
 	pthread_join(vm->prep.thread, NULL);
 	pthread_cond_destroy(&vm->prep.cond);
 	pthread_mutex_destroy(&vm->prep.lock);
