@@ -37,6 +37,14 @@ bool client_args(int argc, char **argv, bool tick)
 	return true;
 }
 
+bool client_kvm_missing(const char *test)
+{
+	if (access("/dev/kvm", R_OK | W_OK) == 0)
+		return false;
+	printf("SKIP: %s boots a guest and needs /dev/kvm: %s\n", test, strerror(errno));
+	return true;
+}
+
 void sleep_ms(int ms)
 {
 	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};

@@ -12,6 +12,9 @@ extern const char *tick_path; /* tests/guests/tick.elf, or NULL when not built *
 /* main's arguments: KILN, and with tick [TICK_GUEST] (an empty one: not built). Sets kiln_path
  * and tick_path; false (usage printed) when KILN is missing. */
 bool client_args(int argc, char **argv, bool tick);
+/* True, after one SKIP line naming the test, when this host has no usable /dev/kvm: a test
+ * that boots a guest then exits 77 (meson's SKIP). */
+bool client_kvm_missing(const char *test);
 
 struct resp {
 	int status; /* -1: no response */

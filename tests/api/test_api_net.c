@@ -113,6 +113,8 @@ int main(int argc, char **argv)
 {
 	if (!client_args(argc, argv, true))
 		return 2;
+	if (client_kvm_missing("api-net"))
+		return 77;
 	/* kiln inherits the namespace, so it finds the TAP; without privileges that one test is
 	 * skipped. */
 	have_tap = netns_make_tap(TAP, "10.78.0.1", NULL) == 0;

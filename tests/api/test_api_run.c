@@ -322,6 +322,8 @@ int main(int argc, char **argv)
 {
 	if (!client_args(argc, argv, true))
 		return 2;
+	if (client_kvm_missing("api-run"))
+		return 77;
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_state_and_preboot_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),

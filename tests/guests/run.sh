@@ -33,6 +33,11 @@ if [ $# -lt 4 ]; then
 fi
 kiln=$1 guest=$2 expect_exit=$3 expect_re=$4
 shift 4
+# Without KVM no guest can run: meson's SKIP (77), which tests/run.sh counts and lists.
+if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
+	echo "SKIP: guest $(basename "$guest") needs /dev/kvm, which this host does not have"
+	exit 77
+fi
 
 out=$(mktemp "${TMPDIR:-/tmp}/kiln-guest.XXXXXX") || exit 2
 trap 'rm -f "$out" "$out.clean"' EXIT INT TERM
