@@ -38,6 +38,11 @@ check: deps
 check-fast: deps
 	tests/run.sh fast
 
+# Fuzzing campaign: every target for FUZZ_SECONDS (default 60), corpus kept in fuzz/corpus/
+# (scripts/fuzz.sh; FUZZ_JOBS runs targets side by side). CI runs only the short smoke run.
+fuzz: deps
+	FUZZ_SECONDS=$(or $(FUZZ_SECONDS),60) scripts/fuzz.sh
+
 # Benchmarks: kiln next to QEMU microvm (and BENCH_PEERS), table in bench/results.md. Slow, and
 # never part of `make check`. Knobs (BENCH_RUNS, BENCH_LINUX=1, ...): docs/benchmarks.md.
 bench: build

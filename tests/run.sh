@@ -89,6 +89,8 @@ if command -v clang >/dev/null; then
 			[ -f "$f" ] && [ -x "$f" ] || continue
 			name=$(basename "$f")
 			corpus=$(mktemp -d)
+			# Replay the kept corpus (make fuzz), crash regressions included, then explore.
+			[ -d "fuzz/corpus/$name" ] && cp -a "fuzz/corpus/$name/." "$corpus/"
 			if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" \
 				>"$BUILD_FUZZ/$name.log" 2>&1; then
 				pass
