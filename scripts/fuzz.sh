@@ -27,7 +27,7 @@ if [ ! -f "$BUILD_FUZZ/build.ninja" ]; then
 fi
 ninja -C "$BUILD_FUZZ" >"$BUILD_FUZZ.ninja.log" 2>&1 || { cat "$BUILD_FUZZ.ninja.log"; exit 1; }
 
-targets=${FUZZ_TARGETS:-$(cd "$BUILD_FUZZ/fuzz" && ls fuzz_* 2>/dev/null | grep -v '\.p$')}
+targets=${FUZZ_TARGETS:-$(find "$BUILD_FUZZ/fuzz" -maxdepth 1 -type f -executable -name 'fuzz_*' -printf '%f\n' | sort)}
 stats=$BUILD_FUZZ/fuzz-stats.tsv
 : >"$stats"
 
