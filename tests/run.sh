@@ -91,7 +91,7 @@ if command -v clang >/dev/null; then
 			corpus=$(mktemp -d)
 			# Replay the kept corpus (make fuzz), crash regressions included, then explore.
 			[ -d "fuzz/corpus/$name" ] && cp -a "fuzz/corpus/$name/." "$corpus/"
-			if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=0 "$corpus" \
+			if "$f" -max_total_time="$FUZZ_SECONDS" -print_final_stats=1 "$corpus" \
 				>"$BUILD_FUZZ/$name.log" 2>&1; then
 				pass
 				echo "$name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$BUILD_FUZZ/$name.log" | head -1 || true))"
