@@ -10,15 +10,43 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "util/file.h"
 #include "util/log.h"
 
 #define ZERO_CHUNK (64 * KiB)
+#define ZERO_WRITE (1 * MiB) /* one pwritev of zeroes: ZERO_WRITE / ZERO_CHUNK iovecs */
+#define DISK_KINDS (FILE_KIND_REG | FILE_KIND_BLK)
 
 static const uint8_t zero_chunk[ZERO_CHUNK];
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void disk_poke(struct disk *d)
+{
+	uint64_t one = 1;
+
+	if (write(d->event_fd, &one, sizeof(one)) < 0)
+		log_warn_ratelimited("disk '%s': eventfd: %s", d->id, strerror(errno));
+}
+
+void disk_req_done(struct disk *d, struct disk_req *r, int result)
+{
+	r->result = result;
+	d->inflight--;
+	d->complete(d->opaque, r);
+}
 
 void disk_req_advance(struct disk_req *r, uint64_t n)
 {
@@ -69,49 +97,113 @@ static int rw_all(struct disk *d, struct disk_req *r)
 	return 0;
 }
 
-/* Zero [off, off+len) by writing zeroes (file systems without fallocate modes). */
-static int write_zeroes(struct disk *d, uint64_t off, uint64_t len)
+/* One pass of zero writes over what is left of r's range (r->done counts what is written):
+ * at most DISK_ZERO_PASS_BYTES, and no new write once DISK_ZERO_PASS_MS have passed. Returns
+ * 0 when the range is done, -EINPROGRESS when some is left, or -errno. */
+static int zero_pass(struct disk *d, struct disk_req *r)
 {
-	while (len) {
-		size_t k = (size_t)MIN(len, (uint64_t)ZERO_CHUNK);
-		ssize_t n = pwrite(d->fd, zero_chunk, k, (off_t)off);
+	struct iovec iov[ZERO_WRITE / ZERO_CHUNK];
+	uint64_t budget = DISK_ZERO_PASS_BYTES;
+	int64_t until = now_ns() + DISK_ZERO_PASS_MS * 1000000LL;
 
+	for (unsigned i = 0; i < ARRAY_SIZE(iov); i++)
+		iov[i] = (struct iovec){(void *)zero_chunk, ZERO_CHUNK};
+	while (r->done < r->len && budget) {
+		uint64_t k = MIN(MIN(r->len - r->done, (uint64_t)ZERO_WRITE), budget);
+		int cnt = (int)((k + ZERO_CHUNK - 1) / ZERO_CHUNK);
+		ssize_t n;
+
+		iov[cnt - 1].iov_len = (size_t)(k - (uint64_t)(cnt - 1) * ZERO_CHUNK);
+		n = pwritev(d->fd, iov, cnt, (off_t)(r->offset + r->done));
+		iov[cnt - 1].iov_len = ZERO_CHUNK;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -errno;
 		if (n == 0)
 			return -EIO;
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
+		r->done += (uint64_t)n;
+		budget -= (uint64_t)n;
+		if (now_ns() >= until)
+			break;
 	}
-	return 0;
+	return r->done < r->len ? -EINPROGRESS : 0;
 }
 
-static int punch(struct disk *d, uint64_t off, uint64_t len)
+/* fallocate r's range, or learn that the file system lacks the mode. */
+static int falloc(struct disk *d, struct disk_req *r, int mode)
 {
-	if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len))
+	if (fallocate(d->fd, mode, (off_t)r->offset, (off_t)r->len))
 		return -errno;
 	return 0;
 }
 
+static int punch(struct disk *d, struct disk_req *r)
+{
+	int ret =
+	    d->no_punch ? -EOPNOTSUPP : falloc(d, r, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+
+	if (ret == -EOPNOTSUPP)
+		d->no_punch = true;
+	return ret;
+}
+
+/* WRITE_ZEROES: zero range, else punch a hole, else write zeroes: a first pass here, the
+ * rest queued for disk_reap (-EINPROGRESS). */
 static int zero_range(struct disk *d, struct disk_req *r, bool unmap)
 {
 	int ret = -EOPNOTSUPP;
 
 	if (!unmap && !d->no_zero_range) {
-		if (!fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)r->offset,
-			       (off_t)r->len))
-			return 0;
-		ret = -errno;
+		ret = falloc(d, r, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE);
 		if (ret == -EOPNOTSUPP)
 			d->no_zero_range = true;
 	}
-	if (ret == -EOPNOTSUPP || unmap)
-		ret = punch(d, r->offset, r->len);
 	if (ret == -EOPNOTSUPP)
-		ret = write_zeroes(d, r->offset, r->len);
-	return ret;
+		ret = punch(d, r);
+	if (ret != -EOPNOTSUPP)
+		return ret;
+	r->done = 0;
+	ret = zero_pass(d, r);
+	if (ret != -EINPROGRESS)
+		return ret;
+	if (d->nr_zeroing >= ARRAY_SIZE(d->zeroing))
+		return -EAGAIN; /* more requests than DISK_QUEUE_DEPTH: a caller bug */
+	d->zeroing[d->nr_zeroing++] = r;
+	disk_poke(d);
+	return -EINPROGRESS;
+}
+
+/* Complete the oldest zeroing request (the first of the queue), with the final sync. */
+static void zeroing_done(struct disk *d, int ret)
+{
+	struct disk_req *r = d->zeroing[0];
+
+	d->nr_zeroing--;
+	memmove(&d->zeroing[0], &d->zeroing[1], d->nr_zeroing * sizeof(d->zeroing[0]));
+	if (!ret && d->dsync && fdatasync(d->fd))
+		ret = -errno;
+	disk_req_done(d, r, ret);
+}
+
+/* One zero pass for the oldest request waiting for one; poke for the next pass. */
+static void zero_step(struct disk *d)
+{
+	int ret;
+
+	if (!d->nr_zeroing)
+		return;
+	ret = zero_pass(d, d->zeroing[0]);
+	if (ret != -EINPROGRESS)
+		zeroing_done(d, ret);
+	if (d->nr_zeroing)
+		disk_poke(d);
+}
+
+void disk_cancel_zeroing(struct disk *d)
+{
+	while (d->nr_zeroing)
+		zeroing_done(d, -ECANCELED);
 }
 
 int disk_execute(struct disk *d, struct disk_req *r)
@@ -125,15 +217,21 @@ int disk_execute(struct disk *d, struct disk_req *r)
 	case DISK_FLUSH:
 		if (d->cache == DISK_CACHE_UNSAFE)
 			return 0;
-		return fdatasync(d->fd) ? -errno : 0;
+		if (fdatasync(d->fd))
+			return -errno;
+		ret = d->flush_err;
+		d->flush_err = 0;
+		return ret;
 	case DISK_DISCARD:
-		ret = punch(d, r->offset, r->len);
+		ret = punch(d, r);
 		if (ret == -EOPNOTSUPP)
 			ret = 0; /* a hint: the data may stay */
 		break;
 	case DISK_WRITE_ZEROES:
 	case DISK_WRITE_ZEROES_UNMAP:
 		ret = zero_range(d, r, r->op == DISK_WRITE_ZEROES_UNMAP);
+		if (ret == -EINPROGRESS)
+			return ret; /* synced when the last pass is done (zeroing_done) */
 		break;
 	default:
 		return -EINVAL;
@@ -147,26 +245,27 @@ int disk_execute(struct disk *d, struct disk_req *r)
 
 static void sync_submit(struct disk *d, struct disk_req *r)
 {
-	r->result = disk_execute(d, r);
-	d->complete(d->opaque, r);
+	int ret = disk_execute(d, r);
+
+	if (ret != -EINPROGRESS)
+		disk_req_done(d, r, ret);
 }
 
 static void sync_nop(struct disk *d) {}
+
+/* Nothing of the engine's own is ever in flight. */
+static int sync_wait(struct disk *d, int64_t ns) { return 0; }
 
 static const struct disk_engine_ops sync_ops = {
     .name = "sync",
     .submit = sync_submit,
     .commit = sync_nop,
     .reap = sync_nop,
-    .drain = sync_nop,
+    .wait = sync_wait,
     .close = sync_nop,
 };
 
-void disk_sync_start(struct disk *d)
-{
-	d->ops = &sync_ops;
-	d->event_fd = -1;
-}
+void disk_sync_start(struct disk *d) { d->ops = &sync_ops; }
 
 /* ---- common entry points ----------------------------------------------------------------- */
 
@@ -174,22 +273,66 @@ void disk_submit(struct disk *d, struct disk_req *r)
 {
 	r->done = 0;
 	r->result = 0;
+	d->inflight++;
 	if (d->readonly && r->op != DISK_READ && r->op != DISK_FLUSH) {
-		r->result = -EROFS; /* the device checks this first; never reach the file */
-		d->complete(d->opaque, r);
+		/* the device checks this first; never reach the file */
+		disk_req_done(d, r, -EROFS);
 		return;
 	}
 	if ((r->op == DISK_FLUSH && (d->cache == DISK_CACHE_UNSAFE || d->readonly)) ||
 	    ((r->op == DISK_READ || r->op == DISK_WRITE) && !r->len)) {
-		d->complete(d->opaque, r);
+		disk_req_done(d, r, 0);
 		return;
 	}
 	d->ops->submit(d, r);
 }
 
 void disk_commit(struct disk *d) { d->ops->commit(d); }
-void disk_reap(struct disk *d) { d->ops->reap(d); }
-void disk_drain(struct disk *d) { d->ops->drain(d); }
+
+void disk_reap(struct disk *d)
+{
+	d->ops->reap(d);
+	zero_step(d);
+}
+
+int disk_drain(struct disk *d, unsigned timeout_ms)
+{
+	int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+
+	for (;;) {
+		int64_t left = deadline - now_ns();
+		int ret = 0;
+
+		d->ops->commit(d); /* may complete everything inline */
+		zero_step(d);
+		/* With zero passes waiting, only look; else sleep until a completion or the limit.
+		 * A signal (the vCPU kick) ends the wait early; the loop goes on to the limit. */
+		if (d->inflight > d->nr_zeroing)
+			ret = d->ops->wait(d, d->nr_zeroing || left < 0 ? 0 : left);
+		if (!d->inflight)
+			return 0;
+		if (ret && ret != -ETIME && ret != -EINTR) {
+			log_err("disk '%s': waiting for %u requests: %s", d->id, d->inflight,
+				strerror(-ret));
+			return ret;
+		}
+		if (left <= 0)
+			return -ETIMEDOUT;
+	}
+}
+
+int disk_sync(struct disk *d)
+{
+	int ret;
+
+	if (d->readonly)
+		return 0;
+	ret = fdatasync(d->fd) ? -errno : 0;
+	if (ret)
+		d->flush_err = ret;
+	return ret;
+}
+
 const char *disk_engine_name(const struct disk *d) { return d->ops ? d->ops->name : "none"; }
 
 static int disk_size(int fd, uint64_t *size)
@@ -207,7 +350,7 @@ static int disk_size(int fd, uint64_t *size)
 	return -EINVAL;
 }
 
-/* Take over fd: size, engine. Returns 0 or -errno (fd closed). */
+/* Take over fd: size, eventfd, engine. Returns 0 or -errno (fd closed). */
 static int start(struct disk *d, int fd, const char *id, bool readonly, enum disk_engine engine,
 		 enum disk_cache cache)
 {
@@ -216,10 +359,12 @@ static int start(struct disk *d, int fd, const char *id, bool readonly, enum dis
 	memset(d, 0, sizeof(*d));
 	snprintf(d->id, sizeof(d->id), "%s", id);
 	d->fd = fd;
-	d->event_fd = -1;
 	d->readonly = readonly;
 	d->cache = cache;
 	ret = disk_size(fd, &d->size);
+	d->event_fd = ret ? -1 : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!ret && d->event_fd < 0)
+		ret = -errno;
 	if (ret) {
 		close(fd);
 		d->fd = -1;
@@ -240,32 +385,41 @@ static int start(struct disk *d, int fd, const char *id, bool readonly, enum dis
 	return 0;
 }
 
-static const char *open_error(int ret)
+static const char *open_error(int ret, char *buf, size_t len)
 {
-	return ret == -EINVAL ? "not a regular file or block device" : strerror(-ret);
+	if (ret != -EINVAL && ret != -EMEDIUMTYPE)
+		return strerror(-ret);
+	snprintf(buf, len, "not %s", file_kinds_name(DISK_KINDS));
+	return buf;
 }
 
 int disk_open_fd(struct disk *d, int fd, const char *id, bool readonly, enum disk_engine engine,
 		 enum disk_cache cache, char *err, size_t errlen)
 {
 	int ret = start(d, fd, id, readonly, engine, cache);
+	char why[64];
 
 	if (ret)
-		snprintf(err, errlen, "disk '%s': %s", id, open_error(ret));
+		snprintf(err, errlen, "disk '%s': %s", id, open_error(ret, why, sizeof(why)));
 	return ret;
 }
 
 int disk_open(struct disk *d, const struct disk_config *cfg, char *err, size_t errlen)
 {
+	char why[64];
 	int fd, ret;
 
 	d->ops = NULL;
 	d->fd = -1;
-	fd = open(cfg->path, (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	d->event_fd = -1;
+	/* Without blocking: a FIFO in the image's place would stall the open (read-only) or the
+	 * first request, and the API or the boot with it. */
+	fd = file_open(cfg->path, cfg->readonly ? O_RDONLY : O_RDWR, 0, DISK_KINDS);
 	if (fd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "disk '%s': %s: %s%s", cfg->id, cfg->path, strerror(errno),
-			 (errno == EACCES || errno == EROFS) && !cfg->readonly
+		ret = fd;
+		snprintf(err, errlen, "disk '%s': %s: %s%s", cfg->id, cfg->path,
+			 open_error(ret, why, sizeof(why)),
+			 (ret == -EACCES || ret == -EROFS) && !cfg->readonly
 			     ? " (add readonly=on to use it read-only)"
 			     : "");
 		return ret;
@@ -285,17 +439,26 @@ int disk_open(struct disk *d, const struct disk_config *cfg, char *err, size_t e
 	}
 	ret = start(d, fd, cfg->id, cfg->readonly, cfg->engine, cfg->cache);
 	if (ret)
-		snprintf(err, errlen, "disk '%s': %s: %s", cfg->id, cfg->path, open_error(ret));
+		snprintf(err, errlen, "disk '%s': %s: %s", cfg->id, cfg->path,
+			 open_error(ret, why, sizeof(why)));
 	return ret;
 }
 
 void disk_close(struct disk *d)
 {
 	if (d->ops) {
-		d->ops->drain(d);
+		disk_cancel_zeroing(d);
+		if (disk_drain(d, DISK_CLOSE_DRAIN_MS))
+			log_err(
+			    "disk '%s': %u requests still in flight after %u ms: abandoned (they "
+			    "never complete)",
+			    d->id, d->inflight, DISK_CLOSE_DRAIN_MS);
 		d->ops->close(d);
 	}
 	d->ops = NULL;
+	if (d->event_fd >= 0)
+		close(d->event_fd);
+	d->event_fd = -1;
 	if (d->fd >= 0)
 		close(d->fd);
 	d->fd = -1;

@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "util/log.h"
@@ -17,6 +16,7 @@
 struct uring {
 	struct io_uring ring;
 	unsigned prepared; /* SQEs not yet handed to the kernel */
+	unsigned busy;	   /* requests in the ring (prepared or in the kernel) */
 	bool can_mute;	   /* the kernel has IORING_CQ_EVENTFD_DISABLED (cq.kflags mapped) */
 };
 
@@ -24,9 +24,27 @@ static struct uring *U(struct disk *d) { return d->engine; }
 
 static void finish(struct disk *d, struct disk_req *r, int result)
 {
-	r->result = result;
-	d->inflight--;
-	d->complete(d->opaque, r);
+	U(d)->busy--;
+	disk_req_done(d, r, result);
+}
+
+/* Run r on this thread instead (what the ring cannot do), or hand it to the zero passes. */
+static void run_inline(struct disk *d, struct disk_req *r)
+{
+	int ret = disk_execute(d, r);
+
+	if (ret != -EINPROGRESS)
+		disk_req_done(d, r, ret);
+}
+
+/* Left out of the ring: fallocate-based requests that need an fdatasync after them (dsync),
+ * and those whose fallocate mode the file system is known to lack (disk_execute knows the
+ * fallbacks, down to bounded zero passes). */
+static bool not_for_ring(const struct disk *d, const struct disk_req *r)
+{
+	if (r->op < DISK_DISCARD)
+		return false;
+	return d->dsync || (d->no_punch && (r->op != DISK_WRITE_ZEROES || d->no_zero_range));
 }
 
 /* Fill one SQE for what is left of r. Returns false when the ring cannot take it. */
@@ -83,14 +101,12 @@ static bool prep(struct disk *d, struct disk_req *r)
 
 static void uring_submit(struct disk *d, struct disk_req *r)
 {
-	/* Fallocate-based requests with dsync need an fdatasync after them: run those inline,
-	 * as is the rare case of a full ring. */
-	if ((d->dsync && r->op >= DISK_DISCARD) || !prep(d, r)) {
-		r->result = disk_execute(d, r);
-		d->complete(d->opaque, r);
+	/* Inline too: the rare case of a full ring. */
+	if (not_for_ring(d, r) || !prep(d, r)) {
+		run_inline(d, r);
 		return;
 	}
-	d->inflight++;
+	U(d)->busy++;
 }
 
 /* One completion: finish r, or continue it after a short transfer or a fallback. */
@@ -99,8 +115,8 @@ static void handle(struct disk *d, struct disk_req *r, int res)
 	if (res == -EINTR || res == -EAGAIN) {
 		if (prep(d, r))
 			return;
-		res = disk_execute(d, r);
-		finish(d, r, res);
+		U(d)->busy--;
+		run_inline(d, r);
 		return;
 	}
 	switch (r->op) {
@@ -120,19 +136,30 @@ static void handle(struct disk *d, struct disk_req *r, int res)
 			return;
 		}
 		disk_req_advance(r, (uint64_t)res);
-		if (!prep(d, r)) /* short transfer: continue where it stopped */
-			finish(d, r, disk_execute(d, r));
+		if (prep(d, r)) /* short transfer: continue where it stopped */
+			return;
+		U(d)->busy--;
+		run_inline(d, r);
 		return;
 	case DISK_FLUSH:
-		finish(d, r, res < 0 ? res : 0);
+		if (res >= 0) { /* a write-back error a disk_sync() took from the kernel */
+			res = d->flush_err;
+			d->flush_err = 0;
+		}
+		finish(d, r, res);
 		return;
 	default:
 		if (res == -EOPNOTSUPP) {
-			/* The file system lacks this fallocate mode: the sync path knows the
-			 * fallbacks (punch instead of zero range, then plain zero writes). */
-			if (r->op == DISK_WRITE_ZEROES)
+			/* The file system lacks this fallocate mode (the one prep chose): the sync
+			 * path knows the fallbacks (punch instead of zero range, then zero passes).
+			 */
+			if (r->op == DISK_WRITE_ZEROES && !d->no_zero_range)
 				d->no_zero_range = true;
-			res = disk_execute(d, r);
+			else
+				d->no_punch = true;
+			U(d)->busy--;
+			run_inline(d, r);
+			return;
 		}
 		finish(d, r, res < 0 ? res : 0);
 		return;
@@ -176,15 +203,6 @@ static void reap_cqes(struct disk *d)
 	}
 }
 
-/* Poke the completion eventfd ourselves, so that the event loop comes back to this disk. */
-static void poke(struct disk *d)
-{
-	uint64_t one = 1;
-
-	if (write(d->event_fd, &one, sizeof(one)) < 0)
-		log_warn_ratelimited("disk '%s': completion eventfd: %s", d->id, strerror(errno));
-}
-
 /* Hand what is prepared to the kernel, then complete what finished inside the submit call:
  * reads from the page cache (and writes into it) complete inline, and finishing them here
  * saves the event loop a wake-up and the guest a round trip. Submit failures are retried a
@@ -204,7 +222,7 @@ static void uring_commit(struct disk *d)
 	int fails = 0, rounds = 0;
 	bool muted = false, poked = false;
 
-	if (u->prepared && d->inflight == u->prepared && u->can_mute) {
+	if (u->prepared && u->busy == u->prepared && u->can_mute) {
 		io_uring_cq_eventfd_toggle(&u->ring, false);
 		muted = true;
 	}
@@ -215,7 +233,7 @@ static void uring_commit(struct disk *d)
 			u->prepared = 0;
 			reap_cqes(d);
 			if (u->prepared && ++rounds >= 16) {
-				poke(d);
+				disk_poke(d);
 				poked = true;
 				break;
 			}
@@ -234,8 +252,8 @@ static void uring_commit(struct disk *d)
 	 * to decide on the eventfd signal. Either it signals, or reap_cqes sees the CQE. */
 	atomic_thread_fence(memory_order_seq_cst);
 	reap_cqes(d);
-	if (d->inflight > u->prepared && !poked) /* some are in the kernel */
-		poke(d);
+	if (u->busy > u->prepared && !poked) /* some are in the kernel */
+		disk_poke(d);
 }
 
 /* The eventfd is polled edge-triggered (disk.h): it is never read, every completion the
@@ -246,28 +264,22 @@ static void uring_reap(struct disk *d)
 	uring_commit(d); /* continuations of short transfers */
 }
 
-static void uring_drain(struct disk *d)
+/* disk_drain's wait: up to ns for a completion (a signal ends it early: -EINTR), then take
+ * what finished. Never waits without a limit. */
+static int uring_wait(struct disk *d, int64_t ns)
 {
 	struct uring *u = U(d);
 	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = {.tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000};
+	int ret = 0;
 
-	for (;;) {
-		uring_commit(d); /* may complete everything inline */
-		if (!d->inflight)
-			break;
-		int ret = io_uring_wait_cqe(&u->ring, &cqe);
-
-		if (ret == -EINTR)
-			continue;
-		if (ret < 0) {
-			log_err("disk '%s': io_uring_wait_cqe: %s (%u requests lost)", d->id,
-				strerror(-ret), d->inflight);
-			return;
-		}
-		reap_cqes(d);
-	}
+	if (u->busy && ns > 0)
+		ret = io_uring_wait_cqe_timeout(&u->ring, &cqe, &ts);
+	reap_cqes(d);
+	return ret;
 }
 
+/* Requests still in the kernel are abandoned: exiting the ring cancels what can be. */
 static void uring_close(struct disk *d)
 {
 	struct uring *u = U(d);
@@ -277,9 +289,6 @@ static void uring_close(struct disk *d)
 	io_uring_queue_exit(&u->ring);
 	free(u);
 	d->engine = NULL;
-	if (d->event_fd >= 0)
-		close(d->event_fd);
-	d->event_fd = -1;
 }
 
 static const struct disk_engine_ops uring_ops = {
@@ -287,7 +296,7 @@ static const struct disk_engine_ops uring_ops = {
     .submit = uring_submit,
     .commit = uring_commit,
     .reap = uring_reap,
-    .drain = uring_drain,
+    .wait = uring_wait,
     .close = uring_close,
 };
 
@@ -303,24 +312,14 @@ int disk_uring_start(struct disk *d)
 		free(u);
 		return ret;
 	}
-	d->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (d->event_fd < 0) {
-		ret = -errno;
-		goto fail;
-	}
 	ret = io_uring_register_eventfd(&u->ring, d->event_fd);
-	if (ret)
-		goto fail;
+	if (ret) {
+		io_uring_queue_exit(&u->ring);
+		free(u);
+		return ret;
+	}
 	u->can_mute = u->ring.cq.kflags != NULL;
 	d->engine = u;
 	d->ops = &uring_ops;
 	return 0;
-
-fail:
-	io_uring_queue_exit(&u->ring);
-	free(u);
-	if (d->event_fd >= 0)
-		close(d->event_fd);
-	d->event_fd = -1;
-	return ret;
 }

@@ -431,7 +431,8 @@ static const struct opt opts[] = {
 		"  id=NAME           unique name [default: disk0, disk1...]\n"
 		"  serial=STR        GET_ID string, at most " STR(VM_CONFIG_SERIAL_MAX) " bytes [default: id]\n"
 		"  engine=uring|sync I/O engine [default: io_uring, else sync]\n"
-		"  cache=writeback|unsafe  unsafe ignores the guest's flushes\n"
+		"  cache=writeback|unsafe  writeback: guest flushes are fdatasync; unsafe:\n"
+		"                    no flush offered, nothing made durable\n"
 		"The image is locked (flock): two VMs cannot use it read-write",
 	.dflt = dflt_none,
     },

@@ -7,39 +7,8 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 
-#include "backends/disk.h"
 #include "util/log.h"
-#include "virtio/virtio.h"
-
-/* Feature bits (virtio 1.2, 5.2.3). */
-#define VIRTIO_BLK_F_SEG_MAX 2
-#define VIRTIO_BLK_F_RO 5
-#define VIRTIO_BLK_F_BLK_SIZE 6
-#define VIRTIO_BLK_F_FLUSH 9
-#define VIRTIO_BLK_F_DISCARD 13
-#define VIRTIO_BLK_F_WRITE_ZEROES 14
-
-/* Request types and status values (5.2.6). */
-#define VIRTIO_BLK_T_IN 0
-#define VIRTIO_BLK_T_OUT 1
-#define VIRTIO_BLK_T_FLUSH 4
-#define VIRTIO_BLK_T_GET_ID 8
-#define VIRTIO_BLK_T_DISCARD 11
-#define VIRTIO_BLK_T_WRITE_ZEROES 13
-#define VIRTIO_BLK_S_OK 0
-#define VIRTIO_BLK_S_IOERR 1
-#define VIRTIO_BLK_S_UNSUPP 2
-#define VIRTIO_BLK_ID_BYTES 20
-#define VIRTIO_BLK_DWZ_F_UNMAP 1u
-
-#define SECTOR 512ULL
-#define BLK_QUEUE_SIZE 256
-#define BLK_SEG_MAX 126 /* data segments per request; a chain adds header and status */
-#define BLK_IOV_CAP (BLK_SEG_MAX + 2)
-#define BLK_INLINE_SEGS 4 /* data segments kept in the slot itself; more go to segs[] */
-#define BLK_SLOTS DISK_QUEUE_DEPTH
-#define BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per discard / write-zeroes request */
-#define BLK_DISCARD_ALIGN 8	       /* sectors: 4 KiB, the host page / block size */
+#include "virtio/block.h"
 
 /* Request header, the first 16 readable bytes of every chain. */
 struct virtio_blk_outhdr {
@@ -93,45 +62,6 @@ static_assert(offsetof(struct virtio_blk_config, blk_size) == 20, "virtio 1.2 5.
 static_assert(offsetof(struct virtio_blk_config, max_discard_sectors) == 36, "virtio 1.2 5.2.4");
 static_assert(offsetof(struct virtio_blk_config, write_zeroes_may_unmap) == 56, "5.2.4");
 
-/* One request in flight and its backend request. A chain is popped into virtio_blk.chain
- * (one array, always in cache) and parsed there; a READ/WRITE keeps only its data buffers,
- * in the slot when they are few (the usual case: the slots in use share cache lines), else
- * in its row of virtio_blk.segs. */
-struct blk_slot {
-	/* First cache line: all a completion touches. */
-	bool busy;
-	uint16_t head;
-	uint32_t written; /* used length on success */
-	uint8_t *status;  /* the chain's last writable byte, in guest RAM */
-	struct disk_req req;
-	struct iovec seg[BLK_INLINE_SEGS];
-} __attribute__((aligned(64)));
-static_assert(offsetof(struct blk_slot, seg) <= 64, "a completion touches one cache line");
-
-struct virtio_blk {
-	struct virtio_dev vdev; /* first: the device core's view */
-	struct disk disk;
-	enum disk_engine engine; /* as configured: a new image (PATCH /drives) starts it again */
-	bool disk_open, ev_registered;	  /* ev_registered: disk.event_fd is in the event loop */
-	bool draining;			  /* reset: completions return buffers but touch no ring */
-	char serial[VIRTIO_BLK_ID_BYTES]; /* zero padded, no NUL when full */
-	uint64_t capacity;		  /* sectors */
-	struct virtio_blk_stats stats;
-	unsigned nr_busy;
-	/* Free slots as a stack of indexes, [0, BLK_SLOTS - nr_busy) valid, top last: O(1)
-	 * where a scan of the slots (4 KiB apart) showed up in profiles. */
-	uint8_t free_slots[BLK_SLOTS];
-	struct blk_slot slots[BLK_SLOTS];
-	struct iovec chain[BLK_IOV_CAP]; /* the chain being parsed */
-	/* Data buffers of long requests. The chain's readable and writable parts (the header
-	 * and the status byte) each have at least one entry, so either has BLK_IOV_CAP - 1 at
-	 * most, and its data part no more. */
-	struct iovec segs[BLK_SLOTS][BLK_IOV_CAP - 1];
-};
-static_assert(BLK_SLOTS <= 256, "free_slots holds uint8_t indexes");
-
-static struct virtio_blk *to_blk(struct virtio_dev *d) { return (struct virtio_blk *)d; }
-
 /* Is [sector, sector + bytes / 512) inside the disk? Overflow-safe. */
 static bool range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t bytes)
 {
@@ -152,7 +82,7 @@ static void finish(struct virtio_blk *b, struct blk_slot *s, uint8_t status, uin
 
 /* Backend completion (event-loop thread, lock held; inside disk_submit or disk_commit, or from
  * disk_reap / disk_drain). */
-static void blk_complete(void *opaque, struct disk_req *r)
+void blk_complete(void *opaque, struct disk_req *r)
 {
 	struct virtio_blk *b = opaque;
 	struct blk_slot *s = (struct blk_slot *)((uint8_t *)r - offsetof(struct blk_slot, req));
@@ -288,6 +218,12 @@ static void start_request(struct virtio_blk *b, struct blk_slot *s, const struct
 				    le32toh(h.type) == VIRTIO_BLK_T_OUT);
 		break;
 	case VIRTIO_BLK_T_FLUSH:
+		/* Offered with cache=writeback only: an unsafe drive has no durable flush to give,
+		 * and does not answer OK as if it had. */
+		if (!virtio_dev_has_feature(&b->vdev, VIRTIO_BLK_F_FLUSH)) {
+			status = bad_request(b, VIRTIO_BLK_S_UNSUPP, "flush not negotiated");
+			break;
+		}
 		b->stats.flush_reqs++;
 		s->req.op = DISK_FLUSH;
 		status = VIRTIO_BLK_S_OK;
@@ -383,13 +319,25 @@ static void blk_process(struct virtio_blk *b)
 
 static void blk_queue_notify(struct virtio_dev *d, unsigned q) { blk_process(to_blk(d)); }
 
-/* io_uring completion eventfd (event-loop thread). */
-static void blk_completions(void *opaque, uint32_t events)
+/* A reset that ran out of time (blk_reset) is done once the last request in flight is back
+ * (lock held). */
+void blk_reset_finish(struct virtio_blk *b)
+{
+	if (!b->vdev.reset_pending || b->disk.inflight)
+		return;
+	b->draining = false;
+	log_info("%s: the requests in flight at the reset are back: reset done", b->vdev.id);
+	virtio_dev_reset_done(&b->vdev);
+}
+
+/* The disk's eventfd: io_uring completions, zero passes (event-loop thread). */
+void blk_completions(void *opaque, uint32_t events)
 {
 	struct virtio_blk *b = opaque;
 
 	pthread_mutex_lock(&b->vdev.lock);
 	disk_reap(&b->disk);
+	blk_reset_finish(b);
 	if (virtio_queue_ready(&b->vdev, 0))
 		blk_process(b); /* slots were freed: continue, and interrupt */
 	else
@@ -426,13 +374,33 @@ static int blk_activate(struct virtio_dev *d)
 	return 0;
 }
 
+/* Stop all I/O (vCPU thread, lock held), within BLK_RESET_DRAIN_MS: a hung backing store must
+ * neither hold the lock nor keep the vCPU thread from its stop signal for longer. Requests
+ * still in the kernel then own guest buffers (a read lands in them when it completes), so
+ * the reset stays in progress: the core shows NEEDS_RESET in the status instead of 0, and
+ * the driver, which must see 0 before it reuses anything, waits. Their late completions come
+ * through blk_completions, touch no ring (draining) and, with the last one, end the reset. A
+ * driver that writes 0 again meanwhile waits for nothing. */
 static void blk_reset(struct virtio_dev *d)
 {
 	struct virtio_blk *b = to_blk(d);
+	int ret;
 
 	b->draining = true;
-	disk_drain(&b->disk);
-	b->draining = false;
+	disk_cancel_zeroing(&b->disk); /* kiln's own work, which nobody waits for any more */
+	ret = disk_drain(&b->disk, d->reset_pending ? 0 : BLK_RESET_DRAIN_MS);
+	if (!ret) {
+		b->draining = false;
+		d->reset_pending = false;
+		return;
+	}
+	if (!d->reset_pending)
+		log_err(
+		    "%s: reset: %u requests still in flight after %u ms%s%s: the reset completes "
+		    "when they do",
+		    d->id, b->disk.inflight, BLK_RESET_DRAIN_MS, ret == -ETIMEDOUT ? "" : ": ",
+		    ret == -ETIMEDOUT ? "" : strerror(-ret));
+	d->reset_pending = true;
 }
 
 static void blk_destroy(struct virtio_dev *d)
@@ -448,7 +416,7 @@ static void blk_destroy(struct virtio_dev *d)
 	free(b);
 }
 
-static const struct virtio_dev_ops blk_ops = {
+const struct virtio_dev_ops blk_ops = {
     .name = "virtio-blk",
     .type = VIRTIO_ID_BLOCK,
     .pci_class = 0x018000, /* mass storage, other */
@@ -471,126 +439,11 @@ const char *virtio_blk_engine(const struct virtio_dev *d)
 	return disk_engine_name(&((const struct virtio_blk *)d)->disk);
 }
 
-/* Capacity in sectors of an image of `size` bytes (a partial last sector is not visible). */
-static uint64_t image_sectors(const char *id, const char *path, uint64_t size)
-{
-	if (size % SECTOR)
-		log_warn("disk '%s': %s: size %llu is not a multiple of 512; the last %llu bytes "
-			 "are not visible",
-			 id, path, (unsigned long long)size, (unsigned long long)(size % SECTOR));
-	return size / SECTOR;
-}
-
-/* Hook an opened image up to the device: completions, and its eventfd in the event loop
- * (edge-triggered, see disk.h). Sets *watched. Returns 0 or -errno with a message. */
-static int attach_disk(struct virtio_blk *b, struct disk *dk, bool *watched, char *err,
-		       size_t errlen)
-{
-	int ret;
-
-	dk->complete = blk_complete;
-	dk->opaque = b;
-	*watched = false;
-	if (dk->event_fd < 0 || !b->vdev.ev)
-		return 0;
-	ret = event_add(b->vdev.ev, dk->event_fd, EPOLLIN | EPOLLET, blk_completions, b);
-	if (ret) {
-		snprintf(err, errlen, "disk '%s': event loop: %s", b->vdev.id, strerror(-ret));
-		return ret;
-	}
-	*watched = true;
-	return 0;
-}
-
-/* Open path as the device's next image: locked as at boot, with the same read-only flag,
- * engine and cache mode. The file the device already uses (a resized image, say) cannot be
- * locked a second time: the new image then shares its open file, and so its lock. */
-static int open_next_image(struct virtio_blk *b, const char *path, struct disk *dk, char *err,
-			   size_t errlen)
-{
-	struct disk_config cfg = {.path = (char *)path,
-				  .readonly = b->disk.readonly,
-				  .engine = b->engine,
-				  .cache = b->disk.cache};
-	struct stat now, next;
-	int fd, ret;
-
-	if (fstat(b->disk.fd, &now) == 0 && stat(path, &next) == 0 && now.st_dev == next.st_dev &&
-	    now.st_ino == next.st_ino) {
-		fd = fcntl(b->disk.fd, F_DUPFD_CLOEXEC, 0);
-		if (fd < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "disk '%s': %s: %s", b->vdev.id, path,
-				 strerror(-ret));
-			return ret;
-		}
-		return disk_open_fd(dk, fd, b->vdev.id, b->disk.readonly, b->engine, b->disk.cache,
-				    err, errlen);
-	}
-	snprintf(cfg.id, sizeof(cfg.id), "%s", b->vdev.id);
-	return disk_open(dk, &cfg, err, errlen);
-}
-
-int virtio_blk_set_path(struct virtio_dev *d, const char *path, char *err, size_t errlen)
-{
-	struct virtio_blk *b = to_blk(d);
-	struct disk next, old;
-	bool watched, old_watched;
-	uint64_t was;
-	int ret;
-
-	if (d->ops != &blk_ops) {
-		snprintf(err, errlen, "%s: not a block device", d->id);
-		return -EINVAL;
-	}
-	ret = open_next_image(b, path, &next, err, errlen);
-	if (ret)
-		return ret;
-	ret = attach_disk(b, &next, &watched, err, errlen);
-	if (ret) {
-		disk_close(&next);
-		return ret;
-	}
-
-	pthread_mutex_lock(&d->lock);
-	/* Quiesce: what is in flight completes on the old image and goes back to the guest
-	 * (used ring entries written now; while the VM is paused its interrupt waits in KVM).
-	 * Nothing new starts meanwhile: this is the thread that processes the queue. */
-	disk_drain(&b->disk);
-	next.dsync = b->disk.dsync; /* negotiated at activation */
-	old = b->disk;
-	old_watched = b->ev_registered;
-	b->disk = next;
-	b->ev_registered = watched;
-	was = b->capacity;
-	b->capacity = image_sectors(d->id, path, next.size);
-	/* The driver re-reads the configuration (capacity) on a config change (4.1.4.5). */
-	if (d->status & VIRTIO_STATUS_DRIVER_OK)
-		virtio_config_changed(d);
-	else
-		d->config_generation++;
-	virtio_queue_interrupt(d, 0);
-	/* Requests that waited for a free slot: through a kick, so that the event loop runs
-	 * them when device handlers may run (not while the VM is paused). */
-	if (virtio_queue_ready(d, 0))
-		virtio_dev_kick(d, 0);
-	pthread_mutex_unlock(&d->lock);
-
-	if (old_watched)
-		event_del(d->ev, old.event_fd);
-	disk_close(&old);
-	log_info("disk '%s': now %s, %llu sectors (was %llu), engine %s", d->id, path,
-		 (unsigned long long)b->capacity, (unsigned long long)was,
-		 disk_engine_name(&b->disk));
-	return 0;
-}
-
 int virtio_blk_create(const struct virtio_env *env, const struct disk_config *cfg,
 		      struct virtio_dev **out, char *err, size_t errlen)
 {
 	uint64_t features = BIT_ULL(VIRTIO_BLK_F_SEG_MAX) | BIT_ULL(VIRTIO_BLK_F_BLK_SIZE) |
-			    BIT_ULL(VIRTIO_BLK_F_FLUSH) | BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) |
-			    BIT_ULL(VIRTIO_RING_F_EVENT_IDX);
+			    BIT_ULL(VIRTIO_RING_F_INDIRECT_DESC) | BIT_ULL(VIRTIO_RING_F_EVENT_IDX);
 	/* aligned_alloc: the slots are cache-line aligned; sizeof is a multiple of that. */
 	struct virtio_blk *b = aligned_alloc(_Alignof(struct virtio_blk), sizeof(*b));
 	const char *serial = cfg->serial[0] ? cfg->serial : cfg->id;
@@ -603,6 +456,11 @@ int virtio_blk_create(const struct virtio_env *env, const struct disk_config *cf
 	memset(b, 0, sizeof(*b));
 	for (unsigned i = 0; i < BLK_SLOTS; i++)
 		b->free_slots[i] = (uint8_t)(BLK_SLOTS - 1 - i); /* slot 0 on top */
+	/* FLUSH tells the driver that the device has a volatile write cache. With cache=unsafe
+	 * there is no durable flush to give, so the driver is told the cache is write-through
+	 * (Linux then sends no flushes); as Firecracker does. */
+	if (cfg->cache == DISK_CACHE_WRITEBACK)
+		features |= BIT_ULL(VIRTIO_BLK_F_FLUSH);
 	if (cfg->readonly)
 		features |= BIT_ULL(VIRTIO_BLK_F_RO);
 	else
@@ -619,10 +477,10 @@ int virtio_blk_create(const struct virtio_env *env, const struct disk_config *cf
 	if (ret)
 		goto fail;
 	b->disk_open = true;
-	b->capacity = image_sectors(cfg->id, cfg->path, b->disk.size);
+	b->capacity = blk_image_sectors(cfg->id, cfg->path, b->disk.size);
 	/* Zero padded (memset above), unterminated when all 20 bytes are used. */
 	memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));
-	ret = attach_disk(b, &b->disk, &b->ev_registered, err, errlen);
+	ret = blk_attach_disk(b, &b->disk, &b->ev_registered, err, errlen);
 	if (ret)
 		goto fail;
 	log_info("disk '%s': %s, %llu sectors, %s%s, engine %s", cfg->id, cfg->path,

@@ -114,6 +114,19 @@ void virtio_dev_reset(struct virtio_dev *d)
 {
 	if (d->ops->reset)
 		d->ops->reset(d);
+	if (d->reset_pending) {
+		/* I/O the device could not stop owns guest buffers: the status stays non-zero,
+		 * so the driver does not reuse them yet (it waits for 0: 2.4, 4.1.4.3.2). The
+		 * queues are not processed meanwhile (NEEDS_RESET). */
+		d->status |= VIRTIO_STATUS_NEEDS_RESET;
+		return;
+	}
+	virtio_dev_reset_done(d);
+}
+
+void virtio_dev_reset_done(struct virtio_dev *d)
+{
+	d->reset_pending = false;
 	for (unsigned i = 0; i < d->nr_queues; i++)
 		queue_reset(&d->queues[i]);
 	d->driver_features = 0;

@@ -18,7 +18,9 @@
  * the core takes it around every ops callback, so a device never takes it inside one. A
  * device's own event handlers (io_uring completions, stdin) take it themselves.
  * A reset (status 0) runs under the lock and returns only after ops->reset has stopped all
- * I/O, so when the driver reads status back as 0 nothing touches the rings any more.
+ * I/O, so when the driver reads status back as 0 nothing touches the rings any more. A
+ * device whose I/O does not stop in time leaves the reset pending (reset_pending): the status
+ * reads NEEDS_RESET until the I/O is back.
  */
 #pragma once
 
@@ -119,6 +121,10 @@ struct virtio_dev {
 	uint8_t config_generation;
 	uint8_t isr;
 	uint16_t msix_config;
+	/* Set by ops->reset when I/O it could not stop in time still owns guest buffers: the
+	 * reset then stays in progress (status NEEDS_RESET, not 0) until the device calls
+	 * virtio_dev_reset_done(). */
+	bool reset_pending;
 	unsigned nr_queues;
 	struct virtio_queue queues[VIRTIO_MAX_QUEUES];
 };
@@ -144,6 +150,9 @@ void virtio_dev_destroy(struct virtio_dev *d);
 
 /* Register protocol, for transports (lock held). */
 void virtio_dev_reset(struct virtio_dev *d);
+/* Finish a reset that ops->reset left pending (d->reset_pending): reset the queues and the
+ * status to 0 (lock held; the device calls it once its last request is back). */
+void virtio_dev_reset_done(struct virtio_dev *d);
 /* A driver status write: 0 resets; FEATURES_OK is kept only if the driver's features are a
  * subset of the offered ones and include VERSION_1; DRIVER_OK activates the device. */
 void virtio_set_status(struct virtio_dev *d, uint8_t status);
