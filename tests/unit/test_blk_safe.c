@@ -498,8 +498,6 @@ static void test_reset_hung_backend(void **state)
 	gpa_t sg, dg, sg2;
 	int p[2], img, saved;
 
-	if (t->engine != DISK_ENGINE_URING)
-		skip(); /* the sync engine has nothing in flight at a reset */
 	watchdog(20);
 	create_started(t, DISK_CACHE_WRITEBACK, FEATURES_NO_FLUSH | BIT_ULL(F_FLUSH));
 	img = image_fd(t->path);
@@ -617,10 +615,15 @@ static void test_fifo_image(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    BOTH(test_flush_writeback),	    BOTH(test_flush_declined),
-	    BOTH(test_flush_unsafe),	    BOTH(test_swap_syncs_old_image),
-	    BOTH(test_write_zeroes_passes), BOTH(test_reset_hung_backend),
+	    BOTH(test_flush_writeback),
+	    BOTH(test_flush_declined),
+	    BOTH(test_flush_unsafe),
+	    BOTH(test_swap_syncs_old_image),
+	    BOTH(test_write_zeroes_passes),
 	    BOTH(test_fifo_image),
+	    /* The sync engine has nothing in flight at a reset: io_uring only. */
+	    cmocka_unit_test_prestate_setup_teardown(test_reset_hung_backend, setup, teardown,
+						     &fx_uring),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
