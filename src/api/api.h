@@ -12,15 +12,27 @@
 #include "util/log.h"
 
 /*
- * Threads. The HTTP server (libmicrohttpd) runs on its own thread, "api". It reads and
- * changes the pre-boot configuration (struct api_config) under api->lock, and never touches
- * a running VM: actions that need the VM (InstanceStart, pause/resume, FlushMetrics,
- * SendCtrlAltDel, PATCH /drives) are posted to the main thread as a struct api_cmd through
- * a queue and an eventfd, and the API thread waits for the result. The main thread serves
- * that queue from a small poll loop before boot and from the VM's event loop (a control
- * handler, so it also runs while the VM is paused) after.
+ * Threads. The HTTP server (libmicrohttpd) gives each connection a thread of its own (named
+ * "api"), so a client that is slow to send, slow to read or waiting for the main thread holds
+ * only its own connection. Those threads read and change the pre-boot configuration (struct
+ * api_config) under api->lock, and never touch a running VM: actions that need the VM
+ * (InstanceStart, pause/resume, FlushMetrics, SendCtrlAltDel, PATCH /drives) are posted to
+ * the main thread as a struct api_cmd through a queue and an eventfd, and the connection's
+ * thread waits for the result, at most API_POST_TIMEOUT_MS (queue.c). The main thread serves
+ * that queue one command at a time, from a small poll loop before boot and from the VM's
+ * event loop (a control handler, so it also runs while the VM is paused) after.
  */
 
+/* How long a request waits for the main thread. A command still queued then is taken off the
+ * queue and never runs (503); one the main thread has begun runs to its end, and the client
+ * has had 504 (queue.c). */
+#define API_POST_TIMEOUT_MS 5000
+/* Limits of the HTTP server (server.c): connections open at once (one more is closed at
+ * once), and the time a connection gets to send a whole request (headers and body), to take
+ * its response, and to send the next request on a kept-alive connection. The time a handler
+ * waits for the main thread is not counted. */
+#define API_MAX_CONNECTIONS 64
+#define API_IO_TIMEOUT_MS 10000
 #define API_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
 #define API_PATH_MAX 4096	      /* host paths, bytes including NUL */
 #define API_BOOT_ARGS_MAX 4096	      /* boot_args, bytes including NUL */
@@ -143,31 +155,52 @@ enum api_cmd_type {
 	API_CMD_DRIVE_PATH,
 };
 
+enum api_cmd_phase {
+	API_CMD_NEW,	 /* not posted yet */
+	API_CMD_QUEUED,	 /* in the queue: can still be taken back */
+	API_CMD_RUNNING, /* the main thread took it: it will run to its end */
+	API_CMD_DONE,	 /* ret and err hold the result */
+};
+
+/*
+ * A command's life (queue.c). It is allocated by api_cmd_new() and counted: the poster holds
+ * one reference, the queue (and then the main thread, which takes it over with the command)
+ * a second from api_post() until api_queue_finish(). Whoever drops the last one frees it, so
+ * a poster that gave up waiting never frees a command the main thread is still running, and
+ * the main thread never writes into a poster's stack. Fields other than type, id and path
+ * (set before posting, then read-only) are under api->lock, except err, which only the main
+ * thread writes while RUNNING and the poster reads once DONE.
+ */
 struct api_cmd {
 	enum api_cmd_type type;
 	char id[VM_CONFIG_ID_MAX]; /* API_CMD_DRIVE_PATH */
-	char *path;		   /* API_CMD_DRIVE_PATH, owned by the poster */
-	int ret;		   /* 0 or -errno */
+	char *path;		   /* API_CMD_DRIVE_PATH, owned by the command */
+	int ret;		   /* 0 or -errno, once DONE */
 	char err[512];
-	bool done;
+	enum api_cmd_phase phase;
+	bool abandoned; /* its poster gave up while it ran: the result is only logged */
+	unsigned refs;
 	struct api_cmd *next;
 };
 
 struct api_counters {
 	_Atomic uint64_t requests, responses_2xx, responses_4xx, responses_5xx;
 	_Atomic uint64_t body_bytes, body_too_large, connections;
+	_Atomic uint64_t connections_refused; /* over API_MAX_CONNECTIONS, or another uid */
+	_Atomic uint64_t connections_timed_out; /* dropped after API_IO_TIMEOUT_MS */
 };
 
 struct api_server;
 
 struct api {
-	pthread_mutex_t lock; /* state, cfg, the queue */
-	pthread_cond_t done_cond;
+	pthread_mutex_t lock; /* state, cfg, the queue, the commands' phases */
+	pthread_cond_t done_cond; /* on CLOCK_MONOTONIC: a command is done */
 	enum api_state state;
 	char id[VM_CONFIG_ID_MAX];
 	struct api_config cfg;
 	struct api_cmd *queue_head, *queue_tail;
 	int cmd_efd; /* eventfd: the main thread has commands to run */
+	unsigned post_timeout_ms; /* API_POST_TIMEOUT_MS (tests shorten it) */
 	struct api_counters counters;
 	int metrics_fd; /* -1: none; written by the main thread only */
 	int log_fd;	/* -1: stderr */
@@ -176,9 +209,35 @@ struct api {
 	_Atomic int inflight; /* requests begun and not yet completed (response sent or dropped) */
 };
 
-/* Post cmd to the main thread and wait for its result (cmd->ret, cmd->err). Returns cmd->ret,
- * or -ESHUTDOWN without posting once the VM has stopped. Called without api->lock. */
+/* ---- queue.c: the commands the API's threads post to the main thread ----------------- */
+
+/* The lock, the condition variable (on CLOCK_MONOTONIC), an empty queue and the default
+ * post_timeout_ms. Returns 0 or -errno. cmd_efd is the caller's. */
+int api_queue_init(struct api *a) __must_check;
+void api_queue_destroy(struct api *a);
+/* A new command of this type with one reference (the caller's), or NULL (ENOMEM). */
+struct api_cmd *api_cmd_new(enum api_cmd_type type);
+/* Drop the caller's reference (frees the command and its path with the last one). */
+void api_cmd_put(struct api *a, struct api_cmd *cmd);
+/* A command's name in messages ("InstanceStart", "pause"...). */
+const char *api_cmd_name(enum api_cmd_type type);
+/* Post cmd to the main thread and wait at most a->post_timeout_ms for its result. Returns
+ * cmd->ret (cmd->err then holds the message); -ESHUTDOWN without posting once the VM has
+ * stopped or when the queue is shut while it waits; -ECANCELED when the main thread did not
+ * take it in time (it was taken off the queue and will not run); -ETIMEDOUT when the main
+ * thread took it but did not finish in time (it runs to its end; its result is logged). The
+ * caller still holds its reference and drops it with api_cmd_put(). Called without
+ * api->lock. */
 int api_post(struct api *a, struct api_cmd *cmd) __must_check;
+/* Main thread: take the next command (it is then RUNNING and will not be taken back), or
+ * NULL when the queue is empty. */
+struct api_cmd *api_queue_pop(struct api *a);
+/* Main thread: cmd has run with result ret; wake its poster, or log the result if the poster
+ * gave up; drops the queue's reference. */
+void api_queue_finish(struct api *a, struct api_cmd *cmd, int ret);
+/* Main thread, when the VM has stopped: state EXITING, every queued command answered
+ * -ESHUTDOWN, and later posts refused. */
+void api_queue_shut(struct api *a);
 
 /* Point the logger at l (opening l->log_path) if l->set. Returns 0 or -EINVAL with a
  * message; on error the logger is unchanged. */
@@ -201,8 +260,12 @@ char *api_fault(const char *msg);
 /* ---- metrics.c ----------------------------------------------------------------------- */
 
 struct vm;
-/* Open (create/append) the metrics file; returns the fd or -errno with a message. */
+/* Open (create/append) the metrics file with file_open_output(): non-blocking, a FIFO with no
+ * reader included. Returns the fd or -errno with a message. */
 int api_metrics_open(const char *path, char *err, size_t errlen) __must_check;
+/* Why file_open_output() failed with ret, for messages ("not a regular file, FIFO or
+ * character device" for -EMEDIUMTYPE). */
+const char *api_output_strerror(int ret);
 /* Write one JSON line of metrics to a->metrics_fd (main thread). vm may be NULL before boot.
  * Returns 0 or -errno. */
 int api_metrics_write(struct api *a, struct vm *vm) __must_check;

@@ -1,7 +1,6 @@
-/* control.c: `kiln api` on the main thread: set-up, the command queue the API thread posts
- * to, InstanceStart, and the VM's run until it stops. */
+/* control.c: `kiln api` on the main thread: set-up, running the commands the API's threads
+ * post (queue.c), InstanceStart, and the VM's run until it stops. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "util/file.h"
 #include "vmm/vm.h"
 
 /* The main thread's state. */
@@ -26,54 +26,6 @@ struct control {
 	int sig_fd;   /* before boot; vm_run takes signals after */
 	int stop_signal;
 };
-
-int api_post(struct api *a, struct api_cmd *cmd)
-{
-	uint64_t one = 1;
-
-	cmd->done = false;
-	cmd->ret = 0;
-	cmd->err[0] = '\0';
-	cmd->next = NULL;
-	pthread_mutex_lock(&a->lock);
-	if (a->state == API_EXITING) {
-		pthread_mutex_unlock(&a->lock);
-		return -ESHUTDOWN;
-	}
-	if (a->queue_tail)
-		a->queue_tail->next = cmd;
-	else
-		a->queue_head = cmd;
-	a->queue_tail = cmd;
-	ssize_t w = write(a->cmd_efd, &one, sizeof(one));
-	(void)w; /* the counter cannot overflow with one waiter per command */
-	while (!cmd->done)
-		pthread_cond_wait(&a->done_cond, &a->lock);
-	pthread_mutex_unlock(&a->lock);
-	return cmd->ret;
-}
-
-static struct api_cmd *pop(struct api *a)
-{
-	pthread_mutex_lock(&a->lock);
-	struct api_cmd *cmd = a->queue_head;
-	if (cmd) {
-		a->queue_head = cmd->next;
-		if (!a->queue_head)
-			a->queue_tail = NULL;
-	}
-	pthread_mutex_unlock(&a->lock);
-	return cmd;
-}
-
-static void finish(struct api *a, struct api_cmd *cmd, int ret)
-{
-	pthread_mutex_lock(&a->lock);
-	cmd->ret = ret;
-	cmd->done = true;
-	pthread_cond_broadcast(&a->done_cond);
-	pthread_mutex_unlock(&a->lock);
-}
 
 static void set_state(struct api *a, enum api_state s)
 {
@@ -96,11 +48,11 @@ int api_logger_apply(struct api *a, const struct api_logger_config *l, char *err
 	if (!l->set)
 		return 0;
 	if (l->log_path) {
-		int fd =
-		    open(l->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+		/* Non-blocking, a FIFO without a reader included: a slow reader loses lines. */
+		int fd = file_open_output(l->log_path);
 		if (fd < 0) {
 			snprintf(err, n, "logger: log_path: %s: %s", l->log_path,
-				 errno == ENXIO ? "named pipe has no reader" : strerror(errno));
+				 api_output_strerror(fd));
 			return -EINVAL;
 		}
 		a->log_fd = fd; /* the previous one stays open: other threads may hold it */
@@ -227,28 +179,14 @@ static void drain(struct control *m)
 
 	if (read(m->a.cmd_efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_warn("api: command eventfd: %s", strerror(errno));
-	while ((cmd = pop(&m->a)))
-		finish(&m->a, cmd, run_cmd(m, cmd));
+	while ((cmd = api_queue_pop(&m->a)))
+		api_queue_finish(&m->a, cmd, run_cmd(m, cmd));
 }
 
 static void cmd_ready(void *opaque, uint32_t events)
 {
 	(void)events;
 	drain(opaque);
-}
-
-/* Refuse every queued command: the VM has stopped. */
-static void shut_queue(struct api *a)
-{
-	pthread_mutex_lock(&a->lock);
-	a->state = API_EXITING;
-	for (struct api_cmd *cmd = a->queue_head; cmd; cmd = cmd->next) {
-		cmd->ret = -ESHUTDOWN;
-		cmd->done = true;
-	}
-	a->queue_head = a->queue_tail = NULL;
-	pthread_cond_broadcast(&a->done_cond);
-	pthread_mutex_unlock(&a->lock);
 }
 
 /* Before boot: serve the queue, the metrics timer and the stop signals until a VM runs or a
@@ -335,8 +273,11 @@ int api_run(const struct api_options *o)
 	int status = 1;
 
 	memset(&m, 0, sizeof(m));
-	pthread_mutex_init(&a->lock, NULL);
-	pthread_cond_init(&a->done_cond, NULL);
+	int ret = api_queue_init(a);
+	if (ret) {
+		fprintf(stderr, "kiln: api: set-up: %s\n", strerror(-ret));
+		return 1;
+	}
 	api_config_init(&a->cfg);
 	a->metrics_fd = a->log_fd = a->cmd_efd = m.timer_fd = m.sig_fd = -1;
 	a->start_ms = api_now_ms();
@@ -364,7 +305,7 @@ out:
 	if (err[0])
 		fprintf(stderr, "kiln: %s\n", err);
 	(void)!api_metrics_write(a, m.vm_live ? &m.vm : NULL); /* the final line */
-	shut_queue(a);
+	api_queue_shut(a);
 	api_server_stop(a);
 	if (m.vm_live) {
 		vm_destroy(&m.vm);
@@ -379,5 +320,6 @@ out:
 		close(m.timer_fd);
 	if (m.sig_fd >= 0)
 		close(m.sig_fd);
+	api_queue_destroy(a);
 	return status;
 }

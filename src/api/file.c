@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "api/json.h"
 #include "api/sections.h"
+#include "util/file.h"
 
 void api_config_init(struct api_config *c)
 {
@@ -226,11 +227,13 @@ int api_config_load_file(struct api_config *c, const char *path, char *err, size
 	struct api_json_quote q;
 	struct stat st;
 	char *buf = NULL;
-	int ret, fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* A FIFO would block a plain open until a writer came: file_open does not wait, and
+	 * refuses anything but a regular file. */
+	int ret, fd = file_open(path, O_RDONLY, 0, FILE_KIND_REG);
 
 	if (fd < 0)
 		return api_json_fail(err, errlen, "%s: %s", api_json_quote(&q, path),
-				     strerror(errno));
+				     fd == -EMEDIUMTYPE ? "not a regular file" : strerror(-fd));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > 16 * (off_t)API_BODY_MAX) {
 		ret = api_json_fail(err, errlen, "%s: not a regular file of at most %u bytes",
 				    api_json_quote(&q, path), 16 * API_BODY_MAX);

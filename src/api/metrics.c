@@ -1,6 +1,5 @@
 /* metrics.c: one JSON line of counters (API, VMM, devices) per flush, to the metrics file. */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 
 #include "api/api.h"
 #include "api/json.h"
+#include "util/file.h"
 #include "virtio/net.h"
 #include "vmm/vm.h"
 
@@ -64,7 +64,9 @@ static json_t *m_api(struct api *a, struct vm *vm)
 	    set_u64(o, "responses_5xx", atomic_load(&c->responses_5xx)) &&
 	    set_u64(o, "body_bytes", atomic_load(&c->body_bytes)) &&
 	    set_u64(o, "body_too_large", atomic_load(&c->body_too_large)) &&
-	    set_u64(o, "connections", atomic_load(&c->connections)))
+	    set_u64(o, "connections", atomic_load(&c->connections)) &&
+	    set_u64(o, "connections_refused", atomic_load(&c->connections_refused)) &&
+	    set_u64(o, "connections_timed_out", atomic_load(&c->connections_timed_out)))
 		return o;
 	json_decref(o);
 	return NULL;
@@ -178,19 +180,21 @@ static const struct {
     {"api", m_api}, {"vmm", m_vmm}, {"uart", m_uart}, {"block", m_block}, {"net", m_net},
 };
 
+const char *api_output_strerror(int ret)
+{
+	return ret == -EMEDIUMTYPE ? "not a regular file, FIFO or character device" : strerror(-ret);
+}
+
 int api_metrics_open(const char *path, char *err, size_t errlen)
 {
 	struct api_json_quote q;
-	/* Non-blocking: a stalled reader of a named pipe loses lines instead of stalling the
-	 * main thread. */
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0644);
+	/* Non-blocking, a FIFO without a reader included: a stalled reader loses lines instead
+	 * of stalling the main thread, and the open itself never waits. */
+	int fd = file_open_output(path);
 
-	if (fd < 0) {
-		int e = errno;
+	if (fd < 0)
 		api_json_fail(err, errlen, "%s: %s", api_json_quote(&q, path),
-			      e == ENXIO ? "named pipe has no reader" : strerror(e));
-		return -e;
-	}
+			      api_output_strerror(fd));
 	return fd;
 }
 

@@ -1,6 +1,5 @@
 /* routes.c: the API's route table and handlers (Firecracker's paths, bodies and statuses). */
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include "api/api.h"
 #include "api/json.h"
 #include "kiln-build.h"
+#include "util/file.h"
 
 /* What a handler sees: the {id} of the URL (or NULL) and the body. */
 struct req {
@@ -145,27 +145,32 @@ static int scratch(struct req *r, enum api_body kind, struct api_config *tmp, un
 	return ret;
 }
 
+/* PUT /serial. The state and the body are checked first; only then is the file touched:
+ * opened (created if missing) the way InstanceStart will open it, without blocking on a FIFO,
+ * so that a path kiln cannot write to is a 400 now rather than a failed InstanceStart. */
 static unsigned put_serial(struct req *r)
 {
 	struct api_config tmp;
 	unsigned status = 204;
 
-	if (scratch(r, API_BODY_SERIAL, &tmp, &status))
-		return status;
-	if (tmp.vm.serial_path) {
-		int fd = open(tmp.vm.serial_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		if (fd < 0) {
-			status = fault(r, 400, "serial: serial_out_path: %s: %s",
-				       tmp.vm.serial_path, strerror(errno));
-			api_config_free(&tmp);
-			return status;
-		}
-		close(fd);
-	}
 	pthread_mutex_lock(&r->a->lock);
 	if (r->a->state != API_NOT_STARTED) {
-		status = not_after_boot(r);
-	} else {
+		pthread_mutex_unlock(&r->a->lock);
+		return not_after_boot(r);
+	}
+	if (scratch(r, API_BODY_SERIAL, &tmp, &status)) {
+		pthread_mutex_unlock(&r->a->lock);
+		return status;
+	}
+	if (tmp.vm.serial_path) {
+		int fd = file_open_output(tmp.vm.serial_path);
+		if (fd < 0)
+			status = fault(r, 400, "serial: serial_out_path: %s: %s",
+				       tmp.vm.serial_path, api_output_strerror(fd));
+		else
+			close(fd);
+	}
+	if (status == 204) {
 		struct vm_config *v = &r->a->cfg.vm;
 		free(v->serial_path);
 		v->serial_path = tmp.vm.serial_path;
@@ -238,14 +243,37 @@ static unsigned put_metrics(struct req *r)
 
 /* ---- actions and the running VM -------------------------------------------------------- */
 
-static unsigned post(struct req *r, struct api_cmd *cmd, const char *what)
+/* Post a new command of this type (with path for a drive update, taken over) to the main
+ * thread and answer from its result. */
+static unsigned post(struct req *r, enum api_cmd_type type, char *path, const char *what)
 {
+	struct api_cmd *cmd = api_cmd_new(type);
+	unsigned status = 204;
+
+	if (!cmd) {
+		free(path);
+		return fault(r, 500, "%s: out of memory", what);
+	}
+	cmd->path = path;
+	if (r->id)
+		snprintf(cmd->id, sizeof(cmd->id), "%s", r->id);
 	int ret = api_post(r->a, cmd);
 	if (ret == -ESHUTDOWN)
-		return fault(r, 400, "%s: the microVM has stopped", what);
-	if (ret)
-		return fault(r, 400, "%s", cmd->err[0] ? cmd->err : strerror(-ret));
-	return 204;
+		status = fault(r, 400, "%s: the microVM has stopped", what);
+	else if (ret == -ECANCELED)
+		status = fault(r, 503,
+			       "%s: the main thread did not take the request within %u ms; it was "
+			       "not run",
+			       what, r->a->post_timeout_ms);
+	else if (ret == -ETIMEDOUT)
+		status = fault(r, 504,
+			       "%s: the main thread did not finish the request within %u ms; it "
+			       "goes on (GET / and the log tell the outcome)",
+			       what, r->a->post_timeout_ms);
+	else if (ret)
+		status = fault(r, 400, "%s", cmd->err[0] ? cmd->err : strerror(-ret));
+	api_cmd_put(r->a, cmd);
+	return status;
 }
 
 static enum api_state state_of(struct api *a)
@@ -258,7 +286,6 @@ static enum api_state state_of(struct api *a)
 
 static unsigned put_actions(struct req *r)
 {
-	struct api_cmd cmd = {0};
 	enum api_action act;
 	char err[512];
 
@@ -271,8 +298,7 @@ static unsigned put_actions(struct req *r)
 		if (s != API_NOT_STARTED)
 			return fault(r, 400, "actions: InstanceStart: the microVM is already %s",
 				     running ? "running" : "stopping");
-		cmd.type = API_CMD_START;
-		return post(r, &cmd, "actions: InstanceStart");
+		return post(r, API_CMD_START, NULL, "actions: InstanceStart");
 	case API_ACTION_FLUSH_METRICS:
 		pthread_mutex_lock(&r->a->lock);
 		bool have = r->a->metrics_fd >= 0;
@@ -281,20 +307,17 @@ static unsigned put_actions(struct req *r)
 			return fault(r, 400,
 				     "actions: FlushMetrics: metrics are not configured (PUT "
 				     "/metrics first)");
-		cmd.type = API_CMD_FLUSH_METRICS;
-		return post(r, &cmd, "actions: FlushMetrics");
+		return post(r, API_CMD_FLUSH_METRICS, NULL, "actions: FlushMetrics");
 	case API_ACTION_CTRL_ALT_DEL:
 		if (!running)
 			return fault(r, 400, "actions: SendCtrlAltDel: the microVM is not running");
-		cmd.type = API_CMD_CTRL_ALT_DEL;
-		return post(r, &cmd, "actions: SendCtrlAltDel");
+		return post(r, API_CMD_CTRL_ALT_DEL, NULL, "actions: SendCtrlAltDel");
 	}
 	return fault(r, 400, "actions: action_type: unknown action");
 }
 
 static unsigned patch_vm(struct req *r)
 {
-	struct api_cmd cmd = {0};
 	char err[512];
 	bool pause;
 
@@ -303,15 +326,13 @@ static unsigned patch_vm(struct req *r)
 	enum api_state s = state_of(r->a);
 	if (s != API_RUNNING && s != API_PAUSED)
 		return fault(r, 400, "vm: state: the microVM is not running (InstanceStart first)");
-	cmd.type = pause ? API_CMD_PAUSE : API_CMD_RESUME;
-	return post(r, &cmd, "vm");
+	return post(r, pause ? API_CMD_PAUSE : API_CMD_RESUME, NULL, "vm");
 }
 
 /* PATCH /drives/{id}: before InstanceStart it changes the stored drive; after, the running
  * device switches to the new file (vm_drive_update_path, on the main thread). */
 static unsigned patch_drive(struct req *r)
 {
-	struct api_cmd cmd = {.type = API_CMD_DRIVE_PATH};
 	char err[512];
 	char *path = NULL;
 
@@ -335,11 +356,7 @@ static unsigned patch_drive(struct req *r)
 			     ret == -ENOMEM ? "out of memory" : err);
 	if (!path)
 		return 204; /* applied before boot, or nothing to change */
-	snprintf(cmd.id, sizeof(cmd.id), "%s", r->id);
-	cmd.path = path;
-	unsigned status = post(r, &cmd, "drive");
-	free(path);
-	return status;
+	return post(r, API_CMD_DRIVE_PATH, path, "drive");
 }
 
 /* ---- the table ------------------------------------------------------------------------ */

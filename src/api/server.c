@@ -1,13 +1,17 @@
-/* server.c: the API's HTTP/1.1 server: libmicrohttpd on a Unix socket kiln creates itself. */
+/* server.c: the API's HTTP/1.1 server: libmicrohttpd on a Unix socket kiln creates itself, a
+ * thread per connection, a cap on connections and a deadline for slow clients. */
+#include <assert.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -23,6 +27,7 @@ static struct {
 	__typeof__(&MHD_queue_response) queue_response;
 	__typeof__(&MHD_destroy_response) destroy_response;
 	__typeof__(&MHD_lookup_connection_value) lookup_connection_value;
+	__typeof__(&MHD_get_connection_info) get_connection_info;
 	__typeof__(&MHD_start_daemon) start_daemon;
 	__typeof__(&MHD_quiesce_daemon) quiesce_daemon;
 	__typeof__(&MHD_stop_daemon) stop_daemon;
@@ -34,19 +39,58 @@ static const struct dynlib_sym mhd_syms[] = {
 	{ "MHD_queue_response", (void **)&mhd.queue_response },
 	{ "MHD_destroy_response", (void **)&mhd.destroy_response },
 	{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
+	{ "MHD_get_connection_info", (void **)&mhd.get_connection_info },
 	{ "MHD_start_daemon", (void **)&mhd.start_daemon },
 	{ "MHD_quiesce_daemon", (void **)&mhd.quiesce_daemon },
 	{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
 };
 static struct dynlib mhd_lib = DYNLIB_INIT(KILN_MHD_SONAME, mhd_syms);
 
-#define API_MAX_CONNECTIONS 64
-#define API_IDLE_TIMEOUT_S 30 /* a connection that sends nothing for this long is closed */
-#define API_DRAIN_MS 1000     /* at exit, wait this long at most for responses in flight */
+/*
+ * Connections. libmicrohttpd gives each connection a thread (MHD_USE_THREAD_PER_CONNECTION),
+ * so a handler waiting for the main thread (at most API_POST_TIMEOUT_MS), a client that sends
+ * a byte at a time or one that does not read its answer holds only its own connection. Each
+ * connection has a struct conn from libmicrohttpd's "started" notification to its "closed"
+ * one; both come on the accepting thread, and "closed" comes before the socket is closed.
+ *  - At most API_MAX_CONNECTIONS at once: the accept policy callback closes one more at
+ *    once. (libmicrohttpd's own limit, one above ours as a backstop, would instead stop
+ *    accepting and leave the next client waiting in the listen backlog.)
+ *  - Same uid only: the socket is 0600, and a peer whose SO_PEERCRED uid is not kiln's
+ *    effective uid is dropped on arrival.
+ *  - A deadline of API_IO_TIMEOUT_MS for each stretch in which the client must act: from
+ *    the connection (or the previous response) to the end of the next request's headers
+ *    and body, and from the handler's return to the response being taken. There is none
+ *    while the handler runs. The watchdog thread shuts the socket down (shutdown(2)) at the
+ *    deadline; the connection's thread then sees the end of the stream and libmicrohttpd
+ *    closes it. libmicrohttpd's own timeout (the same length) only counts idle time, which a
+ *    client sending a byte now and then resets.
+ * The list is under server->lock, and "closed" takes the entry out under it before
+ * libmicrohttpd closes the fd: the watchdog never shuts down an fd number that was reused.
+ */
+#define API_DRAIN_MS 1000 /* at exit, wait this long at most for responses in flight */
+#define API_THREAD_STACK (1024 * 1024) /* per connection thread (jansson recurses per level) */
+/* libmicrohttpd's idle timeout must not fire while a handler waits for the main thread. */
+static_assert(API_IO_TIMEOUT_MS > API_POST_TIMEOUT_MS + 1000, "idle timeout above post timeout");
+
+struct conn {
+	struct conn *prev, *next;
+	int fd;
+	uint64_t deadline_ms; /* api_now_ms() clock; 0: none (the handler runs) */
+	bool dropped;	      /* shut down by the watchdog */
+};
 
 struct api_server {
+	struct api *a;
 	struct MHD_Daemon *daemon;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	pthread_mutex_t lock; /* conns, nconns, next_check_ms, stopping */
+	pthread_cond_t wake;  /* CLOCK_MONOTONIC: the watchdog has something to do */
+	struct conn *conns;
+	unsigned nconns;
+	uint64_t next_check_ms; /* when the watchdog wakes next (UINT64_MAX: when told) */
+	bool stopping;
+	bool watchdog_started;
+	pthread_t watchdog;
 };
 
 /* One request's state, from its first header callback to its completion. */
@@ -111,12 +155,172 @@ static enum MHD_Result too_large(struct api *a, struct MHD_Connection *c)
 	return respond(a, c, 413, api_fault(msg), NULL);
 }
 
+/* ---- connections and their deadlines ------------------------------------------------ */
+
+static struct timespec mono_at(uint64_t ms)
+{
+	return (struct timespec){.tv_sec = (time_t)(ms / 1000),
+				 .tv_nsec = (long)(ms % 1000) * 1000000L};
+}
+
+/* Start (on) or stop the connection's deadline. */
+static void set_deadline(struct api_server *s, struct conn *cn, bool on)
+{
+	if (!cn)
+		return;
+	pthread_mutex_lock(&s->lock);
+	cn->deadline_ms = on ? api_now_ms() + API_IO_TIMEOUT_MS : 0;
+	if (on && cn->deadline_ms < s->next_check_ms)
+		pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Shut down every connection past its deadline; sleep until the next one. api_now_ms() is
+ * CLOCK_MONOTONIC, the clock of the condition variable. */
+static void *watchdog_main(void *arg)
+{
+	struct api_server *s = arg;
+
+	pthread_setname_np(pthread_self(), "api-watchdog");
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		uint64_t now = api_now_ms(), next = UINT64_MAX;
+		unsigned dropped = 0;
+
+		for (struct conn *cn = s->conns; cn; cn = cn->next) {
+			if (!cn->deadline_ms || cn->dropped)
+				continue;
+			if (now >= cn->deadline_ms) {
+				shutdown(cn->fd, SHUT_RDWR);
+				cn->dropped = true;
+				dropped++;
+			} else if (cn->deadline_ms < next) {
+				next = cn->deadline_ms;
+			}
+		}
+		if (dropped) {
+			/* Log without the lock (the log may be slow), then look again. */
+			pthread_mutex_unlock(&s->lock);
+			atomic_fetch_add(&s->a->counters.connections_timed_out, dropped);
+			log_warn_ratelimited("api: %u connection(s) dropped: no whole request sent, or "
+					     "response taken, within %u ms",
+					     dropped, API_IO_TIMEOUT_MS);
+			pthread_mutex_lock(&s->lock);
+			continue;
+		}
+		s->next_check_ms = next;
+		if (next == UINT64_MAX) {
+			pthread_cond_wait(&s->wake, &s->lock);
+		} else {
+			struct timespec ts = mono_at(next);
+			pthread_cond_timedwait(&s->wake, &s->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Accept policy: refuse a connection beyond API_MAX_CONNECTIONS (libmicrohttpd closes it). It
+ * runs on the accepting thread, as the "started" notification that counts connections in. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct api_server *s = cls;
+	(void)addr;
+	(void)addrlen;
+
+	pthread_mutex_lock(&s->lock);
+	bool full = s->nconns >= API_MAX_CONNECTIONS;
+	pthread_mutex_unlock(&s->lock);
+	if (!full)
+		return MHD_YES;
+	atomic_fetch_add(&s->a->counters.connections_refused, 1);
+	log_warn_ratelimited("api: %u connections open: refusing another", API_MAX_CONNECTIONS);
+	return MHD_NO;
+}
+
+/* Is the peer on fd of kiln's effective uid? *uid: the peer's (or -1 if unknown). */
+static bool peer_is_ours(int fd, long *uid)
+{
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+
+	*uid = -1;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || len != sizeof(uc))
+		return false;
+	*uid = (long)uc.uid;
+	return uc.uid == geteuid();
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct api_server *s = cls;
+	struct conn *cn = *socket_context;
+
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if (!cn)
+			return;
+		pthread_mutex_lock(&s->lock);
+		if (cn->prev)
+			cn->prev->next = cn->next;
+		else
+			s->conns = cn->next;
+		if (cn->next)
+			cn->next->prev = cn->prev;
+		s->nconns--;
+		pthread_mutex_unlock(&s->lock);
+		free(cn);
+		*socket_context = NULL;
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	atomic_fetch_add(&s->a->counters.connections, 1);
+	const union MHD_ConnectionInfo *ci =
+	    mhd.get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int fd = ci ? ci->connect_fd : -1;
+	long uid;
+	if (fd < 0)
+		return;
+	if (!peer_is_ours(fd, &uid)) {
+		atomic_fetch_add(&s->a->counters.connections_refused, 1);
+		log_warn_ratelimited("api: connection from uid %ld refused (kiln runs as uid %u)",
+				     uid, (unsigned)geteuid());
+		shutdown(fd, SHUT_RDWR);
+		return;
+	}
+	if (!(cn = calloc(1, sizeof(*cn)))) {
+		shutdown(fd, SHUT_RDWR); /* a connection without a deadline: not served */
+		return;
+	}
+	cn->fd = fd;
+	pthread_mutex_lock(&s->lock);
+	cn->next = s->conns;
+	if (s->conns)
+		s->conns->prev = cn;
+	s->conns = cn;
+	s->nconns++;
+	pthread_mutex_unlock(&s->lock);
+	*socket_context = cn;
+	set_deadline(s, cn, true);
+}
+
+/* ---- requests ------------------------------------------------------------------------ */
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
 				  const char *method, const char *version, const char *upload,
 				  size_t *upload_size, void **con_cls)
 {
 	static __thread bool named;
-	struct api *a = cls;
+	struct api_server *s = cls;
+	struct api *a = s->a;
 	struct request *r = *con_cls;
 	(void)version;
 
@@ -164,37 +368,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	if (r->too_large)
 		return too_large(a, c);
 
+	/* The whole request is in: no deadline while the handler runs (it waits for the main
+	 * thread at most API_POST_TIMEOUT_MS), a new one for the response to be taken. */
+	struct conn *cn = conn_of(c);
 	char *out = NULL;
 	const char *allow = NULL;
+	set_deadline(s, cn, false);
 	unsigned status = api_route(a, method, url, r->body, r->len, &out, &allow);
 	log_debug("api: %s %s -> %u", method, url, status);
-	return respond(a, c, status, out, allow);
+	enum MHD_Result ret = respond(a, c, status, out, allow);
+	set_deadline(s, cn, true);
+	return ret;
 }
 
+/* A request is over (its response sent, or the connection gone): the next one has
+ * API_IO_TIMEOUT_MS to arrive. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	struct api *a = cls;
+	struct api_server *s = cls;
 	struct request *r = *con_cls;
-	(void)c;
+
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		log_debug("api: request ended early (code %d)", (int)toe);
+	if (c)
+		set_deadline(s, conn_of(c), true);
 	if (r) {
 		free(r->body);
 		free(r);
-		atomic_fetch_sub(&a->inflight, 1);
+		atomic_fetch_sub(&s->a->inflight, 1);
 	}
 	*con_cls = NULL;
-}
-
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-			  enum MHD_ConnectionNotificationCode toe)
-{
-	struct api *a = cls;
-	(void)c;
-	(void)socket_context;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		atomic_fetch_add(&a->counters.connections, 1);
 }
 
 /* Bind a listening socket at path. A socket file nobody listens on is stale and replaced; a
@@ -256,6 +460,46 @@ static int make_socket(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
+static void server_free(struct api_server *s)
+{
+	if (s->watchdog_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->wake);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->watchdog, NULL);
+	}
+	while (s->conns) { /* none once the daemon has stopped: each had its "closed" */
+		struct conn *cn = s->conns;
+		s->conns = cn->next;
+		free(cn);
+	}
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int server_init(struct api_server *s, struct api *a)
+{
+	pthread_condattr_t ca;
+	int ret;
+
+	s->a = a;
+	s->next_check_ms = UINT64_MAX;
+	if ((ret = pthread_mutex_init(&s->lock, NULL)))
+		return -ret;
+	if (!(ret = pthread_condattr_init(&ca))) {
+		if (!(ret = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)))
+			ret = pthread_cond_init(&s->wake, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	if (ret) {
+		pthread_mutex_destroy(&s->lock);
+		return -ret;
+	}
+	return 0;
+}
+
 int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen)
 {
 	char why[256];
@@ -267,25 +511,37 @@ int api_server_start(struct api *a, const char *sock_path, char *err, size_t err
 	struct api_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	if ((ret = server_init(s, a))) {
+		free(s);
+		snprintf(err, errlen, "--api-sock: %s", strerror(-ret));
+		return ret;
+	}
+	if ((ret = pthread_create(&s->watchdog, NULL, watchdog_main, s))) {
+		server_free(s);
+		snprintf(err, errlen, "--api-sock: watchdog thread: %s", strerror(ret));
+		return -ret;
+	}
+	s->watchdog_started = true;
 	int fd = make_socket(sock_path, err, errlen);
 	if (fd < 0) {
-		free(s);
+		server_free(s);
 		return fd;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", sock_path);
-	/* One internal thread polls every connection: a slow or byte-by-byte client only
-	 * holds its own connection. */
 	s->daemon = mhd.start_daemon(
-	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    on_request, a, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, a, MHD_OPTION_NOTIFY_CONNECTION,
-	    on_connection, a, MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS,
-	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)API_IDLE_TIMEOUT_S,
-	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_END);
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+		MHD_USE_ERROR_LOG,
+	    0, on_accept, s, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)API_MAX_CONNECTIONS + 1, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)(API_IO_TIMEOUT_MS / 1000), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)(64 * 1024), MHD_OPTION_THREAD_STACK_SIZE, (size_t)API_THREAD_STACK,
+	    MHD_OPTION_END);
 	if (!s->daemon) {
 		close(fd);
 		unlink(sock_path);
-		free(s);
+		server_free(s);
 		api_json_fail(err, errlen, "--api-sock: %s: cannot start the HTTP server",
 			      sock_path);
 		return -EIO;
@@ -307,8 +563,8 @@ void api_server_stop(struct api *a)
 		close(lfd);
 	for (int i = 0; i < API_DRAIN_MS && atomic_load(&a->inflight) > 0; i += 5)
 		usleep(5000);
-	mhd.stop_daemon(s->daemon); /* joins the thread, closes the connections */
+	mhd.stop_daemon(s->daemon); /* joins the threads, closes the connections */
 	unlink(s->path);
-	free(s);
+	server_free(s);
 	a->server = NULL;
 }

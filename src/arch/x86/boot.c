@@ -13,6 +13,7 @@
 #include "arch/x86/gdt.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/loader.h"
+#include "util/file.h"
 
 #define PAGE_SIZE 4096ULL
 #define PTE_P 0x1ULL
@@ -111,16 +112,22 @@ static int open_image(const char *what, const char *path, int *fd, uint64_t *siz
 {
 	struct stat st;
 
-	*fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Regular files only, opened without waiting: a FIFO put in the image's place must not
+	 * stall InstanceStart (and the API with it) waiting for a writer. */
+	*fd = file_open(path, O_RDONLY, 0, FILE_KIND_REG);
 	if (*fd < 0) {
-		int e = errno;
+		int e = -*fd;
+		*fd = -1;
+		if (e == EMEDIUMTYPE) {
+			x86_boot_err(err, errlen, "%s %s: not a regular file", what, path);
+			return -EINVAL;
+		}
 		x86_boot_err(err, errlen, "%s %s: %s", what, path, strerror(e));
 		return -e;
 	}
-	int e = fstat(*fd, &st) < 0 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
-	if (e) {
-		x86_boot_err(err, errlen, "%s %s: %s", what, path,
-			     e == EINVAL ? "not a regular file" : strerror(e));
+	if (fstat(*fd, &st) < 0) {
+		int e = errno;
+		x86_boot_err(err, errlen, "%s %s: %s", what, path, strerror(e));
 		close(*fd);
 		*fd = -1;
 		return -e;
