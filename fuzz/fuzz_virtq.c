@@ -17,7 +17,8 @@
  *   u32 desc, avail, used   ring addresses, masked to 0x1ffff unless flags bit 1
  *   u16 last_avail, used_idx   device state, as a snapshot restore would set it
  *   u16 avail_idx
- *   u8  iov_cap (& 63), u8 pad
+ *   u8  iov_cap (& 63), u8 budget   chains per dispatch (0: the queue size); when it runs
+ *                                     out with chains left, the next dispatch takes over
  *
  * Guest RAM is two separately allocated regions with a hole between them, so ASan catches
  * any access past either one:  [0, 48K)  hole [48K, 64K)  [64K, 80K)  nothing above.
@@ -141,6 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 4)
 		*(uint16_t *)gpa_to_hva(&mem, vq.avail_gpa + 2, 2) = get16(h + 20);
 
+	unsigned budget = h[23] ? h[23] : vq.size, taken = 0;
+	vq_budget_begin(&vq, budget);
 	vq_disable_notify(&vq);
 	for (unsigned it = 0; it < MAX_ITER; it++) {
 		uint16_t before = vq.last_avail;
@@ -152,14 +155,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == 0) {
 			if (vq.last_avail != before)
 				abort();
-			if (!vq_enable_notify(&vq))
+			if (vq_enable_notify(&vq)) {
+				vq_disable_notify(&vq);
+				continue;
+			}
+			if (!vq_budget_end(&vq))
 				break;
-			vq_disable_notify(&vq);
+			/* Stopped by the budget with chains left: only once it was spent. The
+			 * core kicks the queue again; the next dispatch gets a new budget. */
+			if (taken != budget)
+				abort();
+			taken = 0;
+			vq_budget_begin(&vq, budget);
 			continue;
 		}
 		if (r == 1 || r == -E2BIG) {
 			if (vq.broken || vq.last_avail != (uint16_t)(before + 1) ||
-			    c.head >= vq.size)
+			    c.head >= vq.size || ++taken > budget)
 				abort();
 			if (r == 1)
 				check_chain(&c, iov, cap, vq.size, flags & 8);

@@ -336,12 +336,14 @@ void blk_completions(void *opaque, uint32_t events)
 	struct virtio_blk *b = opaque;
 
 	pthread_mutex_lock(&b->vdev.lock);
+	virtio_dispatch_begin(&b->vdev); /* a ring's worth of requests at most, then a self-kick */
 	disk_reap(&b->disk);
 	blk_reset_finish(b);
 	if (virtio_queue_ready(&b->vdev, 0))
 		blk_process(b); /* slots were freed: continue, and interrupt */
 	else
 		virtio_queue_interrupt(&b->vdev, 0);
+	virtio_dispatch_end(&b->vdev);
 	pthread_mutex_unlock(&b->vdev.lock);
 }
 

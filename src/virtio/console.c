@@ -97,6 +97,7 @@ static void console_input(void *opaque, uint32_t events)
 	ssize_t n;
 
 	pthread_mutex_lock(&c->vdev.lock);
+	virtio_dispatch_begin(&c->vdev); /* a ring's worth of chains at most, then a self-kick */
 	if (!c->rx_len) {
 		n = read(c->in_fd, c->rx, sizeof(c->rx));
 		if (n > 0) {
@@ -109,6 +110,7 @@ static void console_input(void *opaque, uint32_t events)
 		}
 	}
 	console_rx(c);
+	virtio_dispatch_end(&c->vdev);
 	pthread_mutex_unlock(&c->vdev.lock);
 }
 

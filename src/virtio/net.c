@@ -15,8 +15,10 @@
 #define NET_TXQ 1
 #define NET_IOV_CAP 64	   /* buffers per chain we map (Linux uses at most MAX_SKB_FRAGS + 2) */
 #define NET_RX_STASH 64	   /* receive chains held for one frame (MRG_RXBUF) */
-#define NET_RX_BUDGET 256  /* frames per event, then other event sources get a turn */
-#define NET_TX_BUDGET 256  /* frames per kick, then the queue kicks itself */
+/* Frames read from the backend per event, then other event sources get a turn (the backend
+ * fd stays polled). On top of the core's chain budget (a ring's worth per dispatch), which
+ * does not count frames dropped before they take a chain. */
+#define NET_RX_BUDGET 256
 #define NET_ETH_HLEN 14
 
 /*
@@ -183,8 +185,9 @@ static struct rx_chain *stash_at(struct virtio_net *n, unsigned i)
 }
 
 /* Pop receive chains until the stash holds `need` bytes (MRG_RXBUF) or one chain. Returns 1
- * when it does, 0 when the ring ran dry (notifications are on), -EIO when the ring is broken
- * (the device went NEEDS_RESET). *pushed is set if a chain was returned unused. */
+ * when it does, 0 when the ring ran dry (notifications are on) or the dispatch's budget ran
+ * out (the core kicks the receive queue again), -EIO when the ring is broken (the device went
+ * NEEDS_RESET). *pushed is set if a chain was returned unused. */
 static int stash_fill(struct virtio_net *n, uint64_t need, bool mrg, bool *pushed)
 {
 	struct virtq *vq = &n->vdev.queues[NET_RXQ].vq;
@@ -364,21 +367,18 @@ static int tx_prepare(struct virtio_net *n, const struct vq_chain *ch)
 	return -EINVAL;
 }
 
+/* Send what the ring holds, a ring's worth per dispatch (the core's budget: then it kicks the
+ * queue again, so other devices and the receive side run before the rest). */
 static void net_tx(struct virtio_net *n)
 {
 	struct virtq *vq = &n->vdev.queues[NET_TXQ].vq;
-	unsigned done = 0;
 	struct vq_chain ch;
 	int ret;
 
 	if (n->tx_waiting)
 		return; /* the backend's tx readiness resumes us */
 	do {
-		while (done < NET_TX_BUDGET) {
-			ret = vq_pop(vq, &ch, n->tx_chain, NET_IOV_CAP);
-			if (ret == 0)
-				break;
-			done++;
+		while ((ret = vq_pop(vq, &ch, n->tx_chain, NET_IOV_CAP)) != 0) {
 			if (ret == -E2BIG) {
 				n->stats.tx_dropped++;
 				vq_push(vq, ch.head, 0);
@@ -398,11 +398,6 @@ static void net_tx(struct virtio_net *n)
 				set_poll(n, n->poll_rx, true);
 				goto out;
 			}
-		}
-		if (done >= NET_TX_BUDGET) {
-			/* Yield: other devices and the receive side run before the rest. */
-			virtio_dev_kick(&n->vdev, NET_TXQ);
-			break;
 		}
 	} while (vq_enable_notify(vq));
 out:
@@ -429,6 +424,7 @@ static void net_backend_ready(void *opaque, bool rx, bool tx)
 	struct virtio_net *n = opaque;
 
 	pthread_mutex_lock(&n->vdev.lock);
+	virtio_dispatch_begin(&n->vdev);
 	if (n->vdev.status & VIRTIO_STATUS_DRIVER_OK &&
 	    !(n->vdev.status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED))) {
 		if (tx && virtio_queue_ready(&n->vdev, NET_TXQ))
@@ -438,6 +434,7 @@ static void net_backend_ready(void *opaque, bool rx, bool tx)
 	} else {
 		set_poll(n, false, false);
 	}
+	virtio_dispatch_end(&n->vdev);
 	pthread_mutex_unlock(&n->vdev.lock);
 }
 

@@ -68,6 +68,8 @@ int vq_init(struct virtq *vq, const struct guest_mem *mem)
 	vq->signalled_used_valid = false;
 	vq->broken = false;
 	vq->error = NULL;
+	vq->budget = vq->size;
+	vq->budget_hit = false;
 
 	if (!mem || vq->size == 0 || vq->size > VQ_MAX_SIZE || (vq->size & (vq->size - 1)))
 		return -EINVAL;
@@ -102,12 +104,42 @@ void vq_reset(struct virtq *vq)
 	vq->signalled_used_valid = false;
 	vq->broken = false;
 	vq->error = NULL;
+	vq->budget = 0;
+	vq->budget_hit = false;
 	vq->desc = NULL;
 	vq->avail = NULL;
 	vq->used = NULL;
 }
 
 static bool vq_live(const struct virtq *vq) { return vq->ready && !vq->broken && vq->desc; }
+
+/* Has the driver published chains the device has not taken? (avail->idx is re-read only when
+ * the last batch is used up.) */
+static bool chains_left(const struct virtq *vq)
+{
+	return vq->avail_known || rd16(&vq->avail->idx) != vq->last_avail;
+}
+
+void vq_budget_begin(struct virtq *vq, uint32_t chains)
+{
+	vq->budget = chains;
+	vq->budget_hit = false;
+}
+
+void vq_budget_stop(struct virtq *vq)
+{
+	vq->budget = 0;
+	if (vq_live(vq) && chains_left(vq))
+		vq->budget_hit = true;
+}
+
+bool vq_budget_end(struct virtq *vq)
+{
+	bool hit = vq->budget_hit;
+
+	vq->budget_hit = false;
+	return hit;
+}
 
 static int vq_fail(struct virtq *vq, int err, uint16_t head, const char *why)
 {
@@ -244,6 +276,12 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 		return -EINVAL;
 	if (!vq->ready || !vq->desc)
 		return 0;
+	if (vq->budget == 0) {
+		/* Spent: "empty" for this dispatch; the core runs it again if chains are left. */
+		if (chains_left(vq))
+			vq->budget_hit = true;
+		return 0;
+	}
 
 	/* avail->idx is read once per batch, not once per chain: the driver's CPU writes that
 	 * cache line, and the chains it published with the value read are known to be there. */
@@ -274,6 +312,7 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 
 	vq->last_avail++;
 	vq->avail_known--;
+	vq->budget--;
 	memset(c, 0, sizeof(*c));
 	c->head = head;
 	if (w.nio > iov_cap)
@@ -354,6 +393,10 @@ bool vq_enable_notify(struct virtq *vq)
 {
 	if (!vq_live(vq))
 		return false;
+	/* Budget spent with chains left: the core kicks the queue again, so notifications may
+	 * stay off (a stale avail_event or NO_NOTIFY) and the caller's loop must end. */
+	if (vq->budget_hit)
+		return false;
 	if (vq->event_idx)
 		wr16(avail_event_ptr(vq), vq->last_avail);
 	else
@@ -365,7 +408,13 @@ bool vq_enable_notify(struct virtq *vq)
 	 * buffers here or it sees our request and kicks. */
 	atomic_thread_fence(memory_order_seq_cst);
 
-	return rd16(&vq->avail->idx) != vq->last_avail;
+	if (rd16(&vq->avail->idx) == vq->last_avail)
+		return false;
+	if (vq->budget == 0) {
+		vq->budget_hit = true; /* new buffers, but not for this dispatch */
+		return false;
+	}
+	return true;
 }
 
 void vq_disable_notify(struct virtq *vq)

@@ -77,6 +77,9 @@ struct virtq {
 	bool signalled_used_valid;
 	bool broken;	   /* a malformed ring was seen: the device must go NEEDS_RESET */
 	const char *error; /* why it broke (static string, NULL if not broken), for device logs */
+	/* per-dispatch budget (vq_budget_begin): a guest cannot keep one dispatch running */
+	uint32_t budget;  /* chains vq_pop may still take in this dispatch */
+	bool budget_hit;  /* it ran out with chains left: the dispatch must run again */
 	/* host views of the three areas, set by vq_init; private to queue.c */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
@@ -95,12 +98,31 @@ struct vq_chain {
 
 /* Check size (power of two, 1..VQ_MAX_SIZE), alignment (desc 16, avail 2, used 4) and that
  * each ring area, event field included, lies inside one RAM region; then arm the queue:
- * ready = true, last_avail = used_idx = 0, not broken. Restoring a snapshot sets last_avail /
+ * ready = true, last_avail = used_idx = 0, not broken, a budget of size chains. Restoring a snapshot sets last_avail /
  * used_idx after this. Returns 0, or -EINVAL with ready = false. Does not touch guest RAM. */
 int vq_init(struct virtq *vq, const struct guest_mem *mem) __must_check;
 /* Device reset: clear ready, ring addresses, event_idx and device state. Keeps mem and size
  * (the transport sets size back to its maximum). */
 void vq_reset(struct virtq *vq);
+
+/*
+ * Per-dispatch budget. A driver can publish a chain for each one the device completes, so a
+ * loop that runs "until the ring is empty" may never end. Every dispatch (virtio.c,
+ * virtio_dispatch_begin/end) starts with vq_budget_begin(vq, size); once vq_pop has handed
+ * out that many chains (-E2BIG ones included) it returns 0 as if the ring were empty, and
+ * vq_enable_notify returns false, so every device loop of the form "pop until 0, then repeat
+ * while vq_enable_notify" ends. budget_hit records that chains were left behind: the core then
+ * kicks the queue again, and the rest runs in a later event-loop round. Notifications may be
+ * left disabled meanwhile (a stale avail_event, NO_NOTIFY): that is safe only because of
+ * that self-kick.
+ */
+void vq_budget_begin(struct virtq *vq, uint32_t chains);
+/* Spend what is left (a device's own limit ran out, such as bytes): vq_pop returns 0 from now
+ * on in this dispatch, and budget_hit is set if chains are left. */
+void vq_budget_stop(struct virtq *vq);
+/* End of the dispatch: returns budget_hit (chains left behind: kick the queue again) and
+ * clears it. */
+bool vq_budget_end(struct virtq *vq);
 
 /* Take the next available chain, mapping its buffers into iov (capacity iov_cap).
  * Returns 1 with *c filled, 0 if the ring is empty or the queue is not ready, or
@@ -113,7 +135,8 @@ void vq_reset(struct virtq *vq);
  * (chain valid but longer than iov_cap) the chain is consumed and only c->head is valid, so
  * the device can complete it with an error status.
  * An INDIRECT descriptor may end a direct chain (it cannot have NEXT); its WRITE flag is
- * ignored. Event-loop use: vq_disable_notify; pop/push until 0; if vq_enable_notify, repeat. */
+ * ignored. Also returns 0 once the dispatch's budget is spent (see vq_budget_begin).
+ * Event-loop use: vq_disable_notify; pop/push until 0; if vq_enable_notify, repeat. */
 int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov_cap) __must_check;
 
 /* Put a completed chain on the used ring: `written` bytes were written to its writable
@@ -133,7 +156,8 @@ bool vq_should_notify(struct virtq *vq);
 /* Tell the driver whether the device wants notifications (avail_event with EVENT_IDX,
  * else the used ring's NO_NOTIFY flag). Returns true if new buffers arrived meanwhile
  * (the caller should poll again). With EVENT_IDX, disabling is a no-op: a stale avail_event
- * already suppresses kicks. */
+ * already suppresses kicks. Once the budget is spent with chains left it returns false and
+ * leaves notifications as they are (the core kicks the queue itself). */
 bool vq_enable_notify(struct virtq *vq);
 void vq_disable_notify(struct virtq *vq);
 

@@ -11,7 +11,10 @@
 #define RNG_QUEUE_SIZE 64
 #define RNG_IOV_CAP 16
 #define RNG_MAX_PER_CHAIN (64 * KiB) /* cap per request: a guest cannot make us block long */
-#define RNG_MAX_PER_KICK (1 * MiB)   /* then yield the event loop; the next kick continues */
+/* Bytes per dispatch, on top of the core's chain budget (a ring's worth): 64 chains of 64 KiB
+ * would be 4 MiB of getrandom in one go. Past it the dispatch ends as if its budget were spent
+ * (vq_budget_stop), and the core kicks the queue again. */
+#define RNG_MAX_PER_DISPATCH (1 * MiB)
 
 struct virtio_rng {
 	struct virtio_dev vdev; /* first: the device core's view */
@@ -54,10 +57,7 @@ static void rng_queue_notify(struct virtio_dev *d, unsigned q)
 	int ret;
 
 	do {
-		while (total < RNG_MAX_PER_KICK) {
-			ret = vq_pop(vq, &c, iov, RNG_IOV_CAP);
-			if (ret == 0)
-				break;
+		while ((ret = vq_pop(vq, &c, iov, RNG_IOV_CAP)) != 0) {
 			if (ret == -E2BIG) {
 				/* Valid chain of more buffers than we map: return it with
 				 * nothing written, which the driver reads as "no entropy". */
@@ -73,10 +73,8 @@ static void rng_queue_notify(struct virtio_dev *d, unsigned q)
 			vq_push(vq, c.head, n);
 			total += n;
 			r->bytes += n;
-		}
-		if (total >= RNG_MAX_PER_KICK) {
-			virtio_dev_kick(d, 0); /* more next round, after other event sources */
-			break;
+			if (total >= RNG_MAX_PER_DISPATCH)
+				vq_budget_stop(vq); /* more next round, after other event sources */
 		}
 	} while (vq_enable_notify(vq));
 out:

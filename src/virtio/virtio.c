@@ -300,13 +300,33 @@ void virtio_dev_kick(struct virtio_dev *d, unsigned q)
 		log_warn_ratelimited("%s: queue %u kick: %s", d->id, q, strerror(errno));
 }
 
+void virtio_dispatch_begin(struct virtio_dev *d)
+{
+	for (unsigned i = 0; i < d->nr_queues; i++)
+		vq_budget_begin(&d->queues[i].vq, d->queues[i].vq.size);
+}
+
+void virtio_dispatch_end(struct virtio_dev *d)
+{
+	for (unsigned i = 0; i < d->nr_queues; i++) {
+		struct virtq *vq = &d->queues[i].vq;
+
+		if (vq->broken)
+			virtio_dev_needs_reset(d, "queue %u: malformed ring", i);
+		/* The kick eventfd is edge-triggered: this write is a new edge, served after
+		 * what is already ready in the event loop. While the VM is paused, device fds
+		 * are out of the epoll set; resuming puts them back and the edge is seen then. */
+		if (vq_budget_end(vq))
+			virtio_dev_kick(d, i);
+	}
+}
+
 void virtio_dev_process(struct virtio_dev *d, unsigned q)
 {
 	pthread_mutex_lock(&d->lock);
-	if (virtio_queue_ready(d, q)) {
+	virtio_dispatch_begin(d);
+	if (virtio_queue_ready(d, q))
 		d->ops->queue_notify(d, q);
-		if (d->queues[q].vq.broken)
-			virtio_dev_needs_reset(d, "queue %u: malformed ring", q);
-	}
+	virtio_dispatch_end(d);
 	pthread_mutex_unlock(&d->lock);
 }

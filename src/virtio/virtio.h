@@ -16,7 +16,8 @@
  * Threads and locking: register accesses arrive on vCPU threads; queue processing, backend
  * completions and console input run on the event-loop thread. Both sides hold dev->lock:
  * the core takes it around every ops callback, so a device never takes it inside one. A
- * device's own event handlers (io_uring completions, stdin) take it themselves.
+ * device's own event handlers (io_uring completions, stdin) take it themselves, and wrap
+ * their queue work in virtio_dispatch_begin/end (the per-dispatch budget).
  * A reset (status 0) runs under the lock and returns only after ops->reset has stopped all
  * I/O, so when the driver reads status back as 0 nothing touches the rings any more. A
  * device whose I/O does not stop in time leaves the reset pending (reset_pending): the status
@@ -179,9 +180,20 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *fmt, ...) __printf
 
 /* Kick queue q as the guest would (the bus fallback of the notify area; any thread). */
 void virtio_dev_kick(struct virtio_dev *d, unsigned q);
-/* Run queue q's handler now if the queue is ready (takes the lock). For tests and for the
- * event-loop kick handler. */
+/* Run queue q's handler now if the queue is ready (takes the lock), as one dispatch (below).
+ * For tests and for the event-loop kick handler. */
 void virtio_dev_process(struct virtio_dev *d, unsigned q);
+
+/* One dispatch of device work (event-loop thread, lock held). Every path that takes chains
+ * off d's queues runs between these two calls: virtio_dev_process does it for kicks, and a
+ * device's own event handlers (I/O completions, backend readiness, console input) call them
+ * right after taking the lock and right before dropping it. begin gives each queue a budget
+ * of one ring's worth of chains (its size; vq_budget_begin); end kicks every queue that ran
+ * out with chains left, so the rest runs in a later event-loop round after the other event
+ * sources (signals, the API, other devices), and puts a device whose ring vq_pop found
+ * malformed in NEEDS_RESET. A chain taken outside a dispatch may leave its queue stalled. */
+void virtio_dispatch_begin(struct virtio_dev *d);
+void virtio_dispatch_end(struct virtio_dev *d);
 
 /* ---- virtio-pci modern transport (pci.c) -------------------------------------------------- */
 

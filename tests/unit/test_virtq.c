@@ -429,6 +429,97 @@ static void enable_disable_notify(void **state)
 	assert_int_equal(*avail_event, 2);
 }
 
+/* ---- per-dispatch budget ---- */
+
+/* Once the budget is spent vq_pop says "empty" and consumes nothing, vq_enable_notify says
+ * "no more" without asking for kicks (avail_event and NO_NOTIFY left as they are), and
+ * vq_budget_end reports that chains were left behind. The next budget takes the rest. */
+static void budget_stops_pop(void **state)
+{
+	struct fx *f = *state;
+	struct iovec iov[1];
+	uint16_t *avail_event = (uint16_t *)&used(f)->ring[QSIZE];
+
+	assert_int_equal(f->vq.budget, QSIZE); /* vq_init: one ring's worth */
+	for (int ev = 0; ev < 2; ev++) {
+		assert_int_equal(rearm(f, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, ev), 0);
+		*avail_event = 0x1234;
+		used(f)->flags = VRING_USED_F_NO_NOTIFY;
+		desc(f, 0, BUF_GPA, 8, 0, 0);
+		desc(f, 1, BUF_GPA, 1, VRING_DESC_F_NEXT, 2); /* two buffers: -E2BIG with iov[1] */
+		desc(f, 2, BUF_GPA, 1, 0, 0);
+		drv_add(f, 1);
+		for (int i = 0; i < 4; i++)
+			drv_add(f, 0);
+		vq_budget_begin(&f->vq, 3);
+		assert_int_equal(vq_pop(&f->vq, &f->c, iov, 1), -E2BIG); /* counts too */
+		expect_chain(f, 0, 1, 0, 8, 0);
+		expect_chain(f, 0, 1, 0, 8, 0);
+		assert_false(f->vq.budget_hit);
+		assert_int_equal(pop(f), 0);
+		assert_int_equal(f->vq.last_avail, 3);
+		assert_true(f->vq.budget_hit);
+		assert_false(vq_enable_notify(&f->vq));
+		assert_int_equal(*avail_event, 0x1234);
+		assert_int_equal(used(f)->flags, VRING_USED_F_NO_NOTIFY);
+		assert_int_equal(pop(f), 0);
+		assert_true(vq_budget_end(&f->vq));
+		assert_false(vq_budget_end(&f->vq)); /* cleared */
+
+		vq_budget_begin(&f->vq, 3);
+		expect_chain(f, 0, 1, 0, 8, 0);
+		expect_chain(f, 0, 1, 0, 8, 0);
+		assert_int_equal(pop(f), 0);
+		assert_false(vq_enable_notify(&f->vq));
+		if (ev)
+			assert_int_equal(*avail_event, 5);
+		else
+			assert_int_equal(used(f)->flags, 0);
+		assert_false(vq_budget_end(&f->vq)); /* the ring ran dry first */
+	}
+}
+
+/* The budget runs out exactly as the ring empties: not hit. A chain that arrives before
+ * notifications are back on is seen by vq_enable_notify, which stops the loop and records
+ * the hit instead of asking for another round; vq_budget_stop spends the budget early. */
+static void budget_edges(void **state)
+{
+	struct fx *f = *state;
+
+	desc(f, 0, BUF_GPA, 8, 0, 0);
+	drv_add(f, 0);
+	drv_add(f, 0);
+	vq_budget_begin(&f->vq, 2);
+	expect_chain(f, 0, 1, 0, 8, 0);
+	expect_chain(f, 0, 1, 0, 8, 0);
+	assert_int_equal(pop(f), 0);
+	assert_false(f->vq.budget_hit);
+	drv_add(f, 0);
+	assert_false(vq_enable_notify(&f->vq));
+	assert_true(vq_budget_end(&f->vq));
+
+	vq_budget_begin(&f->vq, 10);
+	drv_add(f, 0);
+	expect_chain(f, 0, 1, 0, 8, 0);
+	vq_budget_stop(&f->vq);
+	assert_true(f->vq.budget_hit);
+	assert_int_equal(pop(f), 0);
+	assert_false(vq_enable_notify(&f->vq));
+	assert_true(vq_budget_end(&f->vq));
+	vq_budget_begin(&f->vq, 10);
+	expect_chain(f, 0, 1, 0, 8, 0);
+	vq_budget_stop(&f->vq); /* nothing left: not hit */
+	assert_false(vq_budget_end(&f->vq));
+	/* A reset leaves no budget and no hit behind; vq_init gives one ring's worth again. */
+	vq_budget_begin(&f->vq, 5);
+	drv_add(f, 0);
+	vq_budget_stop(&f->vq);
+	vq_reset(&f->vq);
+	assert_false(vq_budget_end(&f->vq));
+	assert_int_equal(rearm(f, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, false), 0);
+	assert_int_equal(f->vq.budget, QSIZE);
+}
+
 /* ---- malformed rings and chains ---- */
 
 /* One malformed chain at head 0: descriptors 0..2 of the queue and 0..1 of an indirect table
@@ -614,6 +705,8 @@ int main(void)
 	    T(event_idx_notify),
 	    T(no_interrupt_flag),
 	    T(enable_disable_notify),
+	    T(budget_stops_pop),
+	    T(budget_edges),
 	    T(bad_ring_indexes),
 	    T(broken_stays_broken),
 	    T(iov_copies),
