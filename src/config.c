@@ -230,6 +230,11 @@ static int validate_nets(const struct vm_config *c, char *buf, size_t len)
 			snprintf(buf, len, "net '%s': hostfwd needs user-mode networking", nc->id);
 			return -EINVAL;
 		}
+		if (nc->host_loopback && !nc->user) {
+			snprintf(buf, len, "net '%s': host_loopback needs user-mode networking",
+				 nc->id);
+			return -EINVAL;
+		}
 		if (nc->hostfwd && vm_config_parse_hostfwd(nc->hostfwd, fwd, &n, why, sizeof(why))) {
 			snprintf(buf, len, "net '%s': %s", nc->id, why);
 			return -EINVAL;

@@ -55,6 +55,8 @@ struct net_config {
 	bool mac_set;   /* else generated from the id (vm_config_default_mac) */
 	unsigned mtu;   /* 0 = default 1500 */
 	char *hostfwd;  /* user mode: "tcp:127.0.0.1:2222-:22,..." as given */
+	bool host_loopback; /* user mode: the guest reaches the host's 127.0.0.1 at 10.0.2.2
+			     * (off by default: untrusted guests must not see local services) */
 };
 
 #define VM_CONFIG_MAX_HOSTFWD 16  /* port forwards per user-mode interface */

@@ -557,6 +557,9 @@ int net_slirp_create(const struct net_config *cfg, struct event_loop *ev,
 	    .vnameserver = ip4("10.0.2.3"),
 	    .if_mtu = mtu,
 	    .if_mru = mtu,
+	    /* 10.0.2.2 is the host's loopback only when asked for (version 4 field): an
+	     * untrusted guest must not reach services that listen on 127.0.0.1 only. */
+	    .disable_host_loopback = !cfg->host_loopback,
 	};
 	char why[256];
 	int ret = dynlib_load(&slirp_lib, why, sizeof(why));

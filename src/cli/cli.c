@@ -415,7 +415,9 @@ static const struct opt opts[] = {
 	.metavar = "MODE",
 	.set = set_serial,
 	.help = "guest serial port (COM1): stdio, file=PATH or off\n"
-		"(write ',,' for a ',' in PATH)",
+		"(write ',,' for a ',' in PATH). Output never holds up the guest: a\n"
+		"reader too slow for it loses bytes (logged, and counted in the API's\n"
+		"metrics)",
 	.dflt = dflt_serial,
     },
     {
@@ -447,7 +449,10 @@ static const struct opt opts[] = {
 		"                    'ip tuntap add dev NAME mode tap user USER')\n"
 		"  user              user-mode networking (libslirp), no root needed: NAT to\n"
 		"                    the host's network, DHCP gives the guest 10.0.2.15/24,\n"
-		"                    gateway 10.0.2.2 (the host's loopback too), DNS 10.0.2.3\n"
+		"                    gateway 10.0.2.2, DNS 10.0.2.3\n"
+		"  host_loopback=on|off  user only: 10.0.2.2 is also the host's 127.0.0.1,\n"
+		"                    so its local-only services are open to the guest\n"
+		"                    [default: off]\n"
 		"  hostfwd=FWD[,FWD...]  user only: host ports forwarded to the guest, each\n"
 		"                    tcp:[HOSTADDR]:PORT-[GUESTADDR]:PORT (or udp:); an empty\n"
 		"                    HOSTADDR listens on every address, GUESTADDR is 10.0.2.15\n"
@@ -470,7 +475,8 @@ static const struct opt opts[] = {
 	.set = cli_set_console,
 	.help = "virtio-console, the guest's /dev/hvc0: off, stdio or file=PATH\n"
 		"(file: output only). With stdio, terminal input goes to hvc0 and\n"
-		"the serial port only writes to stdout; --serial stdio too is an error",
+		"the serial port only writes to stdout; --serial stdio too is an error.\n"
+		"As for --serial, a reader too slow for the output loses bytes",
 	.dflt = dflt_console,
     },
     {

@@ -1,4 +1,5 @@
-/* net.c: `kiln run --net` (tap=NAME or user, with mac, mtu, id, hostfwd) -> struct net_config. */
+/* net.c: `kiln run --net` (tap=NAME or user, with mac, mtu, id, hostfwd, host_loopback) ->
+ * struct net_config. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,7 +8,8 @@
 #include "cli/cli.h"
 #include "cli/internal.h"
 
-static const char *const net_keys[] = {"tap", "mac", "mtu", "id", "hostfwd", NULL};
+/* hostfwd last: it takes a list (CLI_KV_CONTINUE). */
+static const char *const net_keys[] = {"tap", "mac", "mtu", "id", "host_loopback", "hostfwd", NULL};
 
 /* Backend: exactly one of tap=NAME and the bare word "user". */
 static int net_backend(struct net_config *nc, const struct cli_kvlist *kv, const char *opt,
@@ -84,6 +86,14 @@ static int net_options(const struct vm_config *c, struct net_config *nc,
 		nc->hostfwd = strdup(v);
 		if (!nc->hostfwd)
 			return -ENOMEM;
+	}
+	if ((v = cli_kvlist_get(kv, "host_loopback"))) {
+		if (!nc->user)
+			return cli_fail(err, errlen,
+					"%s: host_loopback needs user (user-mode networking)", opt);
+		if (cli_parse_bool(v, &nc->host_loopback))
+			return cli_fail(err, errlen, "%s: host_loopback: '%s' is not on or off",
+					opt, cli_clip(&cl, v));
 	}
 	for (unsigned i = 0; nc->tap && i < c->nr_nets; i++)
 		if (c->nets[i].tap && !strcmp(c->nets[i].tap, nc->tap))

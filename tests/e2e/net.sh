@@ -53,6 +53,8 @@ in_ns python3 -m http.server --bind 127.0.0.1 8000 --directory "$work/www" \
 	>"$work/http.log" 2>&1 &
 pids+=($!)
 
+# The guest fetches from that server through 10.0.2.2, so the user-mode interface has
+# host_loopback=on (off by default).
 # hostfwd: once the guest listens, connect to the forwarded port and keep what it says.
 : >"$log"
 (
@@ -76,7 +78,7 @@ e2e_prefix=(ip netns exec "$ns")
 e2e_run /dev/null "$log" run --kernel "$kernel" --initrd "$initrd" --cmdline "$cmdline" \
 	--cpus "$cpus" --memory "$memory" --serial "file=$log" \
 	--net "tap=ktap0,mtu=$mtu,id=tap0" \
-	--net "user,id=user0,hostfwd=tcp:127.0.0.1:2222-:8080"
+	--net "user,id=user0,host_loopback=on,hostfwd=tcp:127.0.0.1:2222-:8080"
 sleep 1 # the hostfwd client writes its file as the guest's nc ends
 
 e2e_checks_begin

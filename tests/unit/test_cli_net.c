@@ -1,5 +1,5 @@
-/* test_cli_net.c: `kiln run --net`: tap and user backends, mac/mtu/id/hostfwd, generated ids,
- * and the one-line error for each kind of bad input. */
+/* test_cli_net.c: `kiln run --net`: tap and user backends, mac/mtu/id/hostfwd/host_loopback,
+ * generated ids, and the one-line error for each kind of bad input. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,6 +80,25 @@ static void test_hostfwd_lists(void **state)
 	assert_true(cfg.nets[0].mac_set);
 }
 
+/* The host's loopback is off unless asked for, and only user mode has it. */
+static void test_host_loopback(void **state)
+{
+	assert_int_equal(parse("--net", "user", "--net", "user,host_loopback=on", "--net",
+			       "user,host_loopback=off,hostfwd=tcp::1-:2",
+			       NULL),
+			 0);
+	assert_false(cfg.nets[0].host_loopback);
+	assert_true(cfg.nets[1].host_loopback);
+	assert_false(cfg.nets[2].host_loopback);
+	assert_string_equal(cfg.nets[2].hostfwd, "tcp::1-:2");
+	assert_int_equal(parse("--net", "tap=tap0", NULL), 0);
+	assert_false(cfg.nets[0].host_loopback);
+	expect_err("tap=tap0,host_loopback=on",
+		   "--net: host_loopback needs user (user-mode networking)");
+	expect_err("user,host_loopback=maybe", "--net: host_loopback: 'maybe' is not on or off");
+	expect_err("user,host_loopback=on,host_loopback=off", "--net: 'host_loopback' given twice");
+}
+
 static void test_errors(void **state)
 {
 	expect_err("mac=02:00:00:00:00:01", "--net: tap=NAME or user is required");
@@ -87,7 +106,8 @@ static void test_errors(void **state)
 	expect_err("user,tap=a", "--net: give tap=NAME or user, not both");
 	expect_err("bridge", "--net: unknown backend 'bridge' (expected tap=NAME or user)");
 	expect_err("tap=tap0,colour=red",
-		   "--net: unknown key 'colour' (expected tap, mac, mtu, id, hostfwd)");
+		   "--net: unknown key 'colour' (expected tap, mac, mtu, id, host_loopback, "
+		   "hostfwd)");
 	expect_err("tap=tap0,mac=02:00:00:00:00",
 		   "--net: mac: '02:00:00:00:00' is not a MAC address (xx:xx:xx:xx:xx:xx)");
 	expect_err("tap=tap0,mac=03:00:00:00:00:01",
@@ -142,6 +162,13 @@ static void test_validate(void **state)
 	assert_non_null(strstr(err, "net 'n': hostfwd: 'tcp::1-2' is not"));
 	c.nets[0].hostfwd = NULL;
 	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), 0);
+	c.nets[0].host_loopback = true;
+	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), 0);
+	c.nets[0].user = false;
+	c.nets[0].tap = "tap0";
+	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "net 'n': host_loopback needs user-mode networking");
+	c.nets[0].tap = NULL;
 }
 
 int main(void)
@@ -150,6 +177,7 @@ int main(void)
 	    cmocka_unit_test(test_tap),
 	    cmocka_unit_test(test_user_and_ids),
 	    cmocka_unit_test(test_hostfwd_lists),
+	    cmocka_unit_test(test_host_loopback),
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_validate),
 	};

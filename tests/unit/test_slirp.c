@@ -1,6 +1,6 @@
-/* test_slirp.c: virtio-net on user-mode networking (libslirp) in kiln's event loop: DHCP, a TCP
- * connection from the guest to the host's loopback through the gateway, a host port forward
- * reaching the guest, a port in use, and no offloads offered. No root needed. */
+/* test_slirp.c: virtio-net on user-mode networking (libslirp) in kiln's event loop: DHCP, the
+ * host's loopback behind the gateway (refused by default, reached with host_loopback), a host
+ * port forward reaching the guest, a port in use, and no offloads offered. No root needed. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,11 +33,11 @@ static struct virtio_dev *dev;
 static gpa_t rxbuf[RXBUFS];
 static uint8_t gw_mac[6]; /* slirp's, learnt from its DHCP reply */
 
-static int start(const char *hostfwd, char *err, size_t errlen)
+static int start_with(const char *hostfwd, bool host_loopback, char *err, size_t errlen)
 {
 	struct virtio_env env = {.mem = &v.f.mem, .ev = &ev};
 	struct net_config cfg = {.id = "net0", .user = true, .mac_set = true,
-				 .hostfwd = (char *)hostfwd};
+				 .hostfwd = (char *)hostfwd, .host_loopback = host_loopback};
 
 	memcpy(cfg.mac, guest_mac, 6);
 	if (virtio_net_create(&env, &cfg, &dev, err, errlen))
@@ -49,6 +49,11 @@ static int start(const char *hostfwd, char *err, size_t errlen)
 		fv_add_rx(&v, rxbuf[i], 2048);
 	}
 	return 0;
+}
+
+static int start(const char *hostfwd, char *err, size_t errlen)
+{
+	return start_with(hostfwd, false, err, errlen);
 }
 
 static int setup(void **state) { return fv_setup(&ev, &v); }
@@ -227,8 +232,27 @@ static int listener(uint16_t *port)
 	return s;
 }
 
-/* The guest opens a TCP connection to 10.0.2.2:port: slirp connects to the host's loopback. */
-static void test_tcp_to_host_loopback(void **state)
+/* A refusal of the guest's SYN from port 40000: a TCP RST to it, or an ICMP unreachable. */
+static bool is_refusal(const uint8_t *f, size_t n)
+{
+	const uint8_t *l4;
+	size_t l4len;
+	int proto = ff_ipv4(f, n, &l4, &l4len);
+
+	if (proto == IPPROTO_TCP && l4len >= FF_TCP)
+		return (l4[13] & 0x04) && (l4[2] << 8 | l4[3]) == 40000;
+	return proto == IPPROTO_ICMP && l4len >= 8 && l4[0] == 3;
+}
+
+static bool is_synack_or_refusal(const uint8_t *f, size_t n)
+{
+	return is_synack(f, n) || is_refusal(f, n);
+}
+
+/* The guest sends a SYN to 10.0.2.2:port, where a listener waits on the host's 127.0.0.1.
+ * Returns the host side of the connection if one arrived within 3 s (else -1); *answer is
+ * the frame that came back to the guest (a SYN-ACK or a refusal), 0 bytes if none. */
+static int syn_to_gateway(bool host_loopback, uint8_t *answer, size_t *answer_len)
 {
 	static uint8_t frame[2048];
 	uint8_t bootp[1500];
@@ -237,23 +261,52 @@ static void test_tcp_to_host_loopback(void **state)
 	size_t n;
 	int l = listener(&port), c = -1;
 
-	assert_int_equal(start(NULL, err, sizeof(err)), 0);
+	assert_int_equal(start_with(NULL, host_loopback, err, sizeof(err)), 0);
 	dhcp_discover(bootp); /* learn the gateway's MAC */
 	n = ff_tcp(frame, gw_mac, guest_mac, "10.0.2.15", "10.0.2.2", 40000, port, 1000, 0, 0x02);
 	guest_send(frame, n);
+	seen_port = port;
+	*answer_len = 0;
 	for (int i = 0; i < 600 && c < 0; i++) {
 		event_loop_run_once(&ev, 5);
 		c = accept(l, NULL, NULL);
 	}
+	if (!guest_recv(is_synack_or_refusal, answer, answer_len, 2000))
+		*answer_len = 0;
+	close(l);
+	return c;
+}
+
+/* By default the gateway is not the host's loopback: nothing connects to the host's
+ * 127.0.0.1, and the guest's SYN is refused. */
+static void test_host_loopback_off(void **state)
+{
+	static uint8_t answer[2048];
+	size_t n;
+	int c = syn_to_gateway(false, answer, &n);
+
+	if (c >= 0)
+		close(c);
+	assert_true(c < 0);
+	assert_true(n > 0);
+	assert_true(is_refusal(answer, n));
+}
+
+/* With host_loopback=on, slirp connects to the host's 127.0.0.1 for the guest. */
+static void test_host_loopback_on(void **state)
+{
+	static uint8_t answer[2048];
+	size_t n;
+	int c = syn_to_gateway(true, answer, &n);
+
 	assert_true(c >= 0); /* slirp reached the host's loopback for the guest */
-	seen_port = port;
-	assert_true(guest_recv(is_synack, frame, &n, 3000)); /* and answered the guest */
+	close(c);
+	assert_true(n > 0);
+	assert_true(is_synack(answer, n)); /* and answered the guest */
 	struct virtio_net_stats st;
 	virtio_net_get_stats(dev, &st);
 	assert_true(st.tx_packets >= 2);
 	assert_true(st.rx_packets >= 2);
-	close(c);
-	close(l);
 }
 
 /* A host connection to a forwarded port becomes a SYN to the guest's port 80. */
@@ -318,7 +371,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_dhcp, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_tcp_to_host_loopback, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_loopback_off, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_host_loopback_on, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostfwd, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
 	};
