@@ -87,21 +87,39 @@ static json_t *m_vmm(struct api *a, struct vm *vm)
 static json_t *m_uart(struct api *a, struct vm *vm)
 {
 	struct serial *s;
-	uint64_t tx, rx, tx_err, overruns;
+	struct output_stats tx;
+	uint64_t rx, overruns;
 	(void)a;
 
 	if (!vm)
 		return json_null();
 	s = &vm->serial;
 	pthread_mutex_lock(&s->lock);
-	tx = s->tx_bytes;
 	rx = s->rx_bytes;
-	tx_err = s->tx_errors;
 	overruns = s->rx_overruns;
 	pthread_mutex_unlock(&s->lock);
+	output_get_stats(&vm->serial_out, &tx);
 	json_t *o = json_object();
-	if (o && set_u64(o, "tx_bytes", tx) && set_u64(o, "rx_bytes", rx) &&
-	    set_u64(o, "tx_errors", tx_err) && set_u64(o, "rx_overruns", overruns))
+	if (o && set_u64(o, "tx_bytes", tx.bytes) && set_u64(o, "rx_bytes", rx) &&
+	    set_u64(o, "tx_errors", tx.errors) && set_u64(o, "rx_overruns", overruns) &&
+	    set_u64(o, "tx_dropped", tx.dropped))
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+/* virtio-console's output (hvc0), when the VM has a console. */
+static json_t *m_console(struct api *a, struct vm *vm)
+{
+	struct output_stats tx;
+	(void)a;
+
+	if (!vm || !vm->console)
+		return json_null();
+	output_get_stats(virtio_console_output(vm->console), &tx);
+	json_t *o = json_object();
+	if (o && set_u64(o, "tx_bytes", tx.bytes) && set_u64(o, "tx_dropped", tx.dropped) &&
+	    set_u64(o, "tx_errors", tx.errors))
 		return o;
 	json_decref(o);
 	return NULL;
@@ -177,7 +195,8 @@ static const struct {
 	const char *name;
 	metrics_section_fn fn;
 } sections[] = {
-    {"api", m_api}, {"vmm", m_vmm}, {"uart", m_uart}, {"block", m_block}, {"net", m_net},
+    {"api", m_api}, {"vmm", m_vmm}, {"uart", m_uart}, {"console", m_console},
+    {"block", m_block}, {"net", m_net},
 };
 
 const char *api_output_strerror(int ret)

@@ -1,12 +1,9 @@
 /* serial.c: 16550A UART: registers, 16-byte RX FIFO, interrupt priority, loopback, output. */
 #include "devices/serial.h"
 
-#include <errno.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "util/compiler.h"
-#include "util/log.h"
 
 /*
  * Register map (offset from base). DLAB is LCR bit 7.
@@ -21,9 +18,10 @@
  *   6    MSR                  (ignored)
  *   7    SCR                  SCR
  *
- * Output is written to out_fd as soon as the guest writes THR, so the transmitter is always
- * idle: LSR.THRE and LSR.TEMT always read 1, and the THR-empty interrupt re-arms after every
- * THR write, as a real chip does once its shift register has taken the byte.
+ * Output goes to the output sink as soon as the guest writes THR, so the transmitter is always
+ * idle (a reader too slow for the sink loses bytes; the guest is not held up): LSR.THRE and
+ * LSR.TEMT always read 1, and the THR-empty interrupt re-arms after every THR write, as a real chip
+ * does once its shift register has taken the byte.
  */
 enum {
 	REG_RBR_THR_DLL = 0,
@@ -174,23 +172,8 @@ static bool rx_clear(struct serial *s)
 
 static void tx_out(struct serial *s, uint8_t b)
 {
-	if (s->out_fd < 0)
-		return;
-	for (;;) {
-		ssize_t n = write(s->out_fd, &b, 1);
-		if (n == 1) {
-			s->tx_bytes++;
-			return;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* EAGAIN (non-blocking, full), EPIPE, EIO...: drop rather than stall the vCPU. */
-		int err = n < 0 ? errno : EIO;
-		s->tx_errors++;
-		log_warn_ratelimited("serial: output fd %d: %s; byte dropped (%llu so far)",
-				     s->out_fd, strerror(err), (unsigned long long)s->tx_errors);
-		return;
-	}
+	if (s->out)
+		output_write(s->out, &b, 1); /* never waits: see serial.h */
 }
 
 static void write_thr(struct serial *s, uint8_t b)
@@ -372,12 +355,12 @@ size_t serial_rx_free(struct serial *s)
 	return n;
 }
 
-void serial_init(struct serial *s, int out_fd, struct irq_line irq)
+void serial_init(struct serial *s, struct output *out, struct irq_line irq)
 {
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->irq = irq;
-	s->out_fd = out_fd;
+	s->out = out;
 	/* Power-on state: interrupts off, FIFOs off, 8N1 left to the driver, 9600 baud divisor,
 	 * transmitter empty, peer present (DCD, DSR, CTS). */
 	s->dll = 12;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "devices/irq.h"
+#include "vmm/output.h"
 
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_IRQ 4
@@ -25,9 +26,8 @@ struct serial {
 	unsigned rx_head, rx_count;
 	int irq_level;
 	struct irq_line irq;
-	int out_fd; /* -1: output discarded */
-	/* counters (API metrics later) */
-	uint64_t tx_bytes, rx_bytes, tx_errors, rx_overruns;
+	struct output *out; /* NULL: output discarded; its counters are the TX side's */
+	uint64_t rx_bytes, rx_overruns;
 	/* Called (outside the lock, on the vCPU thread doing the access) when the guest empties
 	 * the RX FIFO or leaves loopback mode, so an owner that stopped feeding input because
 	 * serial_rx_free() was 0 can resume. It can race with that decision: after pausing, the
@@ -36,10 +36,10 @@ struct serial {
 	void *rx_space_opaque;
 };
 
-/* out_fd is written with one write() per guest byte, from the vCPU thread. Make it
- * non-blocking if its reader may stall: a full non-blocking fd drops the byte and counts
- * tx_errors. The caller keeps ownership of out_fd; ignore SIGPIPE if it is a pipe. */
-void serial_init(struct serial *s, int out_fd, struct irq_line irq);
+/* Each THR byte goes to out (vmm/output.h) from the vCPU thread, under the UART lock: the
+ * sink never waits for its reader (a slow one loses bytes, counted there), so neither does
+ * the vCPU. The caller keeps ownership of out. */
+void serial_init(struct serial *s, struct output *out, struct irq_line irq);
 void serial_destroy(struct serial *s);
 /* Bus callback for the 8 ports at base. Wider accesses are split into byte accesses. */
 void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);

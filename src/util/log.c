@@ -6,8 +6,11 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/outfd.h"
 
 /* The level is read on every call without a lock; the rest of the configuration may be
  * changed by the API thread while other threads log, so it is read under g_lock. */
@@ -17,6 +20,13 @@ static int g_fd = 2;
 static char g_id[64] = "kiln";
 static bool g_show_level = true, g_show_origin = true;
 static char g_filter[64];
+/* Lines go out through a writer of our own that never sleeps (util/outfd.h): a guest that
+ * triggers warnings while stderr is a full pipe or a stopped terminal must not stall the vCPU
+ * or the event loop that logs them. A line that does not fit now is dropped and counted, and
+ * the next line that goes out is preceded by a note of how many were lost. */
+static struct outfd g_out; /* zeroed: not open yet */
+static int g_out_for = -1; /* the g_fd that g_out writes to */
+static uint64_t g_dropped; /* lines lost since the last one that went out */
 
 void log_set_level(enum log_level level)
 {
@@ -39,7 +49,36 @@ void log_set_fd(int fd)
 {
 	pthread_mutex_lock(&g_lock);
 	g_fd = fd;
+	outfd_close(&g_out); /* a new fd, even under an old number: open again at the next line */
+	g_out_for = -1;
 	pthread_mutex_unlock(&g_lock);
+}
+
+/* One line out, or counted as lost (g_lock held). */
+static void write_line(const char *line, size_t len)
+{
+	char note[80];
+	struct iovec v[2];
+	int k = 0;
+	ssize_t w;
+
+	if (g_out_for != g_fd) {
+		if (outfd_open(&g_out, g_fd))
+			outfd_close(&g_out); /* g_fd is not usable (closed?): plain write() below */
+		g_out_for = g_fd;
+	}
+	if (g_dropped) {
+		int n = snprintf(note, sizeof(note),
+				 "kiln: log: %llu lines dropped: the log's reader is too slow\n",
+				 (unsigned long long)g_dropped);
+		v[k++] = (struct iovec){.iov_base = note, .iov_len = (size_t)n};
+	}
+	v[k++] = (struct iovec){.iov_base = (void *)line, .iov_len = len};
+	w = g_out.fd >= 0 ? outfd_writev(&g_out, v, k) : writev(g_fd, v, k);
+	if (w < 0)
+		g_dropped++;
+	else if (k == 2 && (size_t)w >= v[0].iov_len)
+		g_dropped = 0;
 }
 
 void log_set_show(bool show_level, bool show_origin)
@@ -87,7 +126,6 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 		pthread_mutex_unlock(&g_lock);
 		return;
 	}
-	int fd = g_fd;
 	n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ [%s:%s", tm.tm_year + 1900,
 		     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000,
 		     g_id, thread);
@@ -110,8 +148,9 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	if ((size_t)n >= sizeof(buf) - 1)
 		n = sizeof(buf) - 2;
 	buf[n++] = '\n';
-	ssize_t w = write(fd, buf, (size_t)n);
-	(void)w;
+	pthread_mutex_lock(&g_lock);
+	write_line(buf, (size_t)n);
+	pthread_mutex_unlock(&g_lock);
 }
 
 static uint64_t now_ms(void)

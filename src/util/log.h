@@ -14,7 +14,9 @@ enum log_level { LOG_OFF = -1, LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG, LOG
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 void log_set_id(const char *id);
-/* Redirect log output to fd (default 2). The fd is not closed by the logger. */
+/* Redirect log output to fd (default 2). The fd is not closed by the logger. Lines go out
+ * through a non-blocking writer of the logger's own (util/outfd.h), so logging never waits for
+ * a slow reader: a line that does not fit is dropped, and the next one says how many were. */
 void log_set_fd(int fd);
 /* Which fields the line prefix shows: the level and the file:line origin (both on by
  * default; the API's logger turns them off unless asked). */

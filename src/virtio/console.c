@@ -1,9 +1,8 @@
-/* console.c: virtio-console with one port (the guest's hvc0): output to a file or stdout, input
- * from stdin. */
+/* console.c: virtio-console with one port (the guest's hvc0): output to a sink (a file or stdout),
+ * input from stdin. */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,13 +11,13 @@
 
 #include "util/log.h"
 #include "virtio/virtio.h"
+#include "vmm/output.h"
 
 #define CONSOLE_QUEUE_SIZE 64
 #define CONSOLE_IOV_CAP 16
 #define CONSOLE_RXQ 0 /* receiveq (port 0): host -> guest */
 #define CONSOLE_TXQ 1 /* transmitq (port 0): guest -> host */
 #define CONSOLE_RX_BUF 4096
-#define CONSOLE_WRITE_WAIT_MS 100 /* a full output pipe: wait this long, then drop */
 
 /* Device configuration (5.3.4); only meaningful with F_SIZE / F_MULTIPORT, not offered. */
 struct virtio_console_config {
@@ -31,13 +30,14 @@ static_assert(sizeof(struct virtio_console_config) == 12, "virtio 1.2 5.3.4");
 
 struct virtio_console {
 	struct virtio_dev vdev; /* first: the device core's view */
-	int in_fd, out_fd;
+	int in_fd;
+	struct output out; /* guest output (vmm/output.h): never waits for its reader */
 	int in_flags;	    /* in_fd's file status flags before we made it non-blocking */
 	bool in_registered; /* in_fd is in the event loop */
 	bool in_paused;	    /* not read: input is waiting for receive buffers */
 	uint8_t rx[CONSOLE_RX_BUF];
 	size_t rx_len, rx_off; /* input read from in_fd, not yet given to the guest */
-	uint64_t rx_bytes, tx_bytes, tx_dropped;
+	uint64_t rx_bytes, tx_bad_chains;
 };
 
 static struct virtio_console *to_con(struct virtio_dev *d) { return (struct virtio_console *)d; }
@@ -114,39 +114,6 @@ static void console_input(void *opaque, uint32_t events)
 	pthread_mutex_unlock(&c->vdev.lock);
 }
 
-/* Write the whole iovec to fd; a reader that stalls too long loses output, not the VM. */
-static size_t write_out(struct virtio_console *c, struct iovec *iov, unsigned n)
-{
-	size_t total = 0;
-
-	while (n) {
-		ssize_t w = writev(c->out_fd, iov, (int)n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && errno == EAGAIN) {
-			struct pollfd p = {.fd = c->out_fd, .events = POLLOUT};
-
-			if (poll(&p, 1, CONSOLE_WRITE_WAIT_MS) > 0)
-				continue;
-		}
-		if (w <= 0)
-			break;
-		total += (size_t)w;
-		/* Skip what was written. */
-		while (n && (size_t)w >= iov->iov_len) {
-			w -= (ssize_t)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n) {
-			iov->iov_base = (uint8_t *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
-	}
-	return total;
-}
-
 static void console_tx(struct virtio_console *c)
 {
 	struct virtq *vq = &c->vdev.queues[CONSOLE_TXQ].vq;
@@ -158,7 +125,7 @@ static void console_tx(struct virtio_console *c)
 		while ((ret = vq_pop(vq, &ch, iov, CONSOLE_IOV_CAP)) != 0) {
 			if (ret == -E2BIG) {
 				vq_push(vq, ch.head, 0);
-				c->tx_dropped++;
+				c->tx_bad_chains++;
 				continue;
 			}
 			if (ret < 0) {
@@ -166,16 +133,8 @@ static void console_tx(struct virtio_console *c)
 						       strerror(-ret));
 				goto out;
 			}
-			size_t w = c->out_fd >= 0 ? write_out(c, iov, ch.n_out) : 0;
-
-			c->tx_bytes += w;
-			if (w < ch.out_len) {
-				c->tx_dropped += ch.out_len - w;
-				if (c->out_fd >= 0)
-					log_warn_ratelimited("%s: output: %s: %llu bytes dropped",
-							     c->vdev.id, strerror(errno),
-							     (unsigned long long)(ch.out_len - w));
-			}
+			/* Written, kept or dropped (and counted) at once: the chain goes back now. */
+			output_writev(&c->out, iov, ch.n_out);
 			vq_push(vq, ch.head, 0);
 		}
 	} while (vq_enable_notify(vq));
@@ -206,6 +165,7 @@ static void console_destroy(struct virtio_dev *d)
 		event_del(d->ev, c->in_fd);
 	if (c->in_flags >= 0) /* the terminal goes back to blocking reads for the shell */
 		fcntl(c->in_fd, F_SETFL, c->in_flags);
+	output_close(&c->out);
 	virtio_dev_cleanup(d);
 	free(c);
 }
@@ -218,6 +178,8 @@ static const struct virtio_dev_ops console_ops = {
     .queue_notify = console_queue_notify,
     .destroy = console_destroy,
 };
+
+struct output *virtio_console_output(struct virtio_dev *d) { return &to_con(d)->out; }
 
 int virtio_console_create(const struct virtio_env *env, int in_fd, int out_fd,
 			  struct virtio_dev **out, char *err, size_t errlen)
@@ -238,8 +200,13 @@ int virtio_console_create(const struct virtio_env *env, int in_fd, int out_fd,
 		free(c);
 		return ret;
 	}
+	ret = output_open(&c->out, c->vdev.id, out_fd, env->ev, err, errlen);
+	if (ret) {
+		virtio_dev_cleanup(&c->vdev);
+		free(c);
+		return ret;
+	}
 	c->in_fd = in_fd;
-	c->out_fd = out_fd;
 	c->in_flags = -1;
 	if (in_fd >= 0 && env->ev) {
 		c->in_flags = fcntl(in_fd, F_GETFL);

@@ -259,8 +259,12 @@ int virtio_blk_set_path(struct virtio_dev *d, const char *path, char *err,
 int virtio_rng_create(const struct virtio_env *env, struct virtio_dev **out, char *err,
 		      size_t errlen) __must_check;
 
-/* virtio-console, one port (hvc0): guest output to out_fd, input from in_fd (-1: none),
- * read in the event loop only while the guest has receive buffers. in_fd is made
- * non-blocking; neither fd is closed by the device. */
+/* virtio-console, one port (hvc0): guest output to out_fd (-1: discarded) through an output
+ * sink (vmm/output.h) that never waits for its reader, so the transmit queue never stalls the
+ * event loop; input from in_fd (-1: none), read in the event loop only while the guest has
+ * receive buffers. in_fd is made non-blocking; neither fd is closed by the device. */
 int virtio_console_create(const struct virtio_env *env, int in_fd, int out_fd,
 			  struct virtio_dev **out, char *err, size_t errlen) __must_check;
+/* The console's output sink: its counters (metrics) and the final drain. */
+struct output;
+struct output *virtio_console_output(struct virtio_dev *d);

@@ -8,6 +8,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "util/outfd.h"
+
 static struct termios saved;
 static int saved_fd = -1;
 
@@ -21,8 +23,10 @@ void console_raw_leave(void)
 
 static void fatal_signal(int sig)
 {
-	/* Async-signal-safe: tcsetattr is. Then die by the same signal. */
+	/* Async-signal-safe: tcsetattr and fcntl are. Then die by the same signal. This handler
+	 * may have replaced outfd's, which puts back shared file flags (util/outfd.h). */
 	console_raw_leave();
+	outfd_restore_shared();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

@@ -18,6 +18,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/regs.h"
+#include "util/file.h"
 #include "util/log.h"
 #include "virtio/net.h"
 #include "vmm/console.h"
@@ -26,6 +27,12 @@
  * the IOAPIC, inside the MMIO hole, never RAM). */
 #define KVM_TSS_ADDR 0xfffbd000ULL
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
+
+/* What file_open_output() accepts for --serial file= and --console file=. */
+#define OUTPUT_KINDS (FILE_KIND_REG | FILE_KIND_CHR | FILE_KIND_FIFO)
+/* After the vCPUs stop: how long the guest's last output may wait for a slow reader, per
+ * output (a SIGTERM still ends kiln well within a second). */
+#define VM_OUTPUT_DRAIN_MS 150
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why)
 {
@@ -120,11 +127,13 @@ static int setup_devices(struct vm *vm, char *err, size_t errlen)
 		out_fd = STDOUT_FILENO;
 		break;
 	case SERIAL_FILE:
-		vm->serial_out_fd = open(cfg->serial_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-					 0644);
+		vm->serial_out_fd = file_open_output(cfg->serial_path);
 		if (vm->serial_out_fd < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "--serial: %s: %s", cfg->serial_path, strerror(errno));
+			ret = vm->serial_out_fd;
+			vm->serial_out_fd = -1;
+			snprintf(err, errlen, "--serial: %s: %s%s", cfg->serial_path,
+				 ret == -EMEDIUMTYPE ? "not " : "",
+				 ret == -EMEDIUMTYPE ? file_kinds_name(OUTPUT_KINDS) : strerror(-ret));
 			return ret;
 		}
 		out_fd = vm->serial_out_fd;
@@ -132,7 +141,11 @@ static int setup_devices(struct vm *vm, char *err, size_t errlen)
 	case SERIAL_OFF:
 		break;
 	}
-	serial_init(&vm->serial, out_fd,
+	/* Never blocks the vCPU that writes THR (docs/design.md, "Guest output"). */
+	ret = output_open(&vm->serial_out, "serial", out_fd, &vm->ev, err, errlen);
+	if (ret)
+		return ret;
+	serial_init(&vm->serial, &vm->serial_out,
 		    (struct irq_line){ .set = irq_line_kvm, .opaque = vm, .gsi = SERIAL_COM1_IRQ });
 	vm->serial.rx_space = serial_rx_space;
 	vm->serial.rx_space_opaque = vm;
@@ -203,17 +216,21 @@ static int setup_virtio_devices(struct vm *vm, char *err, size_t errlen)
 				in = STDIN_FILENO;
 				out = STDOUT_FILENO;
 			} else {
-				v->fd = open(cfg->console_path,
-					     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+				v->fd = file_open_output(cfg->console_path);
 				if (v->fd < 0) {
-					ret = -errno;
-					snprintf(err, errlen, "--console: %s: %s", cfg->console_path,
-						 strerror(errno));
+					ret = v->fd;
+					v->fd = -1;
+					snprintf(err, errlen, "--console: %s: %s%s",
+						 cfg->console_path, ret == -EMEDIUMTYPE ? "not " : "",
+						 ret == -EMEDIUMTYPE ? file_kinds_name(OUTPUT_KINDS)
+								     : strerror(-ret));
 					return ret;
 				}
 				out = v->fd;
 			}
+			/* hvc0 output never blocks the event loop (docs/design.md, "Guest output") */
 			ret = virtio_console_create(&env, in, out, &v->dev, err, errlen);
+			vm->console = ret ? NULL : v->dev;
 		}
 		vm->nr_virtio++; /* from here on destroy_virtio_devices() cleans it up */
 		if (ret)
@@ -652,6 +669,10 @@ enum vm_stop_reason vm_run(struct vm *vm)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
+	/* The backlog the guest left (vmm/output.h), before the final metrics count drops. */
+	output_drain(&vm->serial_out, VM_OUTPUT_DRAIN_MS);
+	if (vm->console)
+		output_drain(virtio_console_output(vm->console), VM_OUTPUT_DRAIN_MS);
 
 	console_raw_leave();
 	if (vm->stdin_fd >= 0)
@@ -679,10 +700,12 @@ void vm_destroy(struct vm *vm)
 		vm->vcpus = NULL;
 	}
 	serial_destroy(&vm->serial);
+	output_close(&vm->serial_out);
 	if (vm->serial_out_fd >= 0)
 		close(vm->serial_out_fd);
 	pci_bus_destroy(&vm->pci); /* before the vm fd closes: deassigns irqfds */
 	destroy_virtio_devices(vm);
+	vm->console = NULL;
 	irq_router_destroy(&vm->irq);
 	guest_mem_destroy(&vm->mem);
 	bus_destroy(&vm->pio);

@@ -19,6 +19,7 @@
 #include "vmm/irq.h"
 #include "vmm/event.h"
 #include "vmm/memory.h"
+#include "vmm/output.h"
 #include "virtio/virtio.h"
 
 struct vm;
@@ -73,6 +74,9 @@ struct vm {
 
 	struct serial serial;
 	int serial_out_fd; /* owned if SERIAL_FILE */
+	/* The UART's output sink (vmm/output.h): what a slow reader costs is counted there,
+	 * never a stalled vCPU. virtio-console has its own (virtio_console_output()). */
+	struct output serial_out;
 	struct i8042 i8042;
 	struct rtc rtc;
 	struct acpi_pm acpi_pm;
@@ -80,6 +84,7 @@ struct vm {
 	struct pci_bus pci;    /* bus 0: host bridge, then PCI devices */
 	struct vm_virtio virtio[VM_MAX_VIRTIO]; /* [0, nr_virtio) are live */
 	unsigned nr_virtio;
+	struct virtio_dev *console; /* the virtio-console among them, or NULL */
 
 	struct boot_info boot;
 	gpa_t rsdp;
