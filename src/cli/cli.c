@@ -415,7 +415,9 @@ static const struct opt opts[] = {
 	.metavar = "MODE",
 	.set = set_serial,
 	.help = "guest serial port (COM1): stdio, file=PATH or off\n"
-		"(write ',,' for a ',' in PATH)",
+		"(write ',,' for a ',' in PATH). Output never holds up the guest: a\n"
+		"reader too slow for it loses bytes (logged, and counted in the API's\n"
+		"metrics)",
 	.dflt = dflt_serial,
     },
     {
@@ -473,7 +475,8 @@ static const struct opt opts[] = {
 	.set = cli_set_console,
 	.help = "virtio-console, the guest's /dev/hvc0: off, stdio or file=PATH\n"
 		"(file: output only). With stdio, terminal input goes to hvc0 and\n"
-		"the serial port only writes to stdout; --serial stdio too is an error",
+		"the serial port only writes to stdout; --serial stdio too is an error.\n"
+		"As for --serial, a reader too slow for the output loses bytes",
 	.dflt = dflt_console,
     },
     {
