@@ -32,7 +32,7 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 mkfifo "$dir/out" || exit 2
 sleep 120 <"$dir/out" >/dev/null 2>&1 & # holds the read end, never reads
 reader=$!
-"$kiln" run --kernel "$guest" --serial stdio </dev/null >"$dir/out" 2>"$dir/err" &
+KILN_LOG=warn "$kiln" run --kernel "$guest" --serial stdio </dev/null >"$dir/out" 2>"$dir/err" &
 pid=$!
 
 # The pipe (64 KiB) and kiln's ring (4 KiB) fill; then kiln drops and says so.
