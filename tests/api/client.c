@@ -73,6 +73,15 @@ const char *kiln_file(struct kiln *k, const char *name)
 	return b;
 }
 
+const char *kiln_body_with_path(struct kiln *k, const char *tmpl, const char *name)
+{
+	static char buf[2048];
+	const char *at = strstr(tmpl, "%s");
+	assert_non_null(at);
+	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - tmpl), tmpl, kiln_file(k, name), at + 2);
+	return buf;
+}
+
 void sockaddr_set(struct sockaddr_un *sa, const char *path)
 {
 	size_t n = strlen(path);

@@ -42,6 +42,8 @@ int kiln_wait(struct kiln *k, int timeout_ms);
 void kiln_cleanup(struct kiln *k);
 /* Path of a file in k->dir (static buffer, one of 4 rotating). */
 const char *kiln_file(struct kiln *k, const char *name);
+/* tmpl with its one "%s" replaced by kiln_file(k, name) (a static buffer). */
+const char *kiln_body_with_path(struct kiln *k, const char *tmpl, const char *name);
 
 struct sockaddr_un;
 /* Fill a Unix socket address (the test fails if path is too long). */

@@ -43,11 +43,7 @@ static int teardown(void **state)
 /* A body with its one "%s" replaced by a path in the test directory. */
 static const char *with_path(const char *tmpl, const char *name)
 {
-	static char buf[2048];
-	const char *at = strstr(tmpl, "%s");
-	assert_non_null(at);
-	snprintf(buf, sizeof(buf), "%.*s%s%s", (int)(at - tmpl), tmpl, kiln_file(&k, name), at + 2);
-	return buf;
+	return kiln_body_with_path(&k, tmpl, name);
 }
 
 static void test_byte_by_byte(void **state)
