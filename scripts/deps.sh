@@ -4,6 +4,7 @@ set -euo pipefail
 
 PKGS=(
 	gcc make meson ninja-build pkg-config python3 musl-tools
+	dpkg-dev cmake # scripts/static-libs.sh: the static kiln's libmicrohttpd and jansson
 	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev libslirp-dev curl
 	clang
 	cpio lz4 xz-utils zstd kmod

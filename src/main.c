@@ -7,9 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef KILN_LEAN
 #include "api/api.h"
-#endif
 #include "cli/cli.h"
 #include "config.h"
 #include "kiln-build.h"
@@ -19,8 +17,8 @@
 #ifdef KILN_LEAN
 #define KILN_FLAVOUR "static"
 #define BUILD_NOTE                                                                         \
-	"\nThis is the static build: `kiln api` and `kiln run --net user` run kiln-full, the\n" \
-	"dynamic one, found next to this binary or in " KILN_LIBEXEC_DIR ".\n"
+	"\nThis is the static build; it serves the REST API itself. `kiln run --net user` runs\n" \
+	"kiln-full, the dynamic build, found next to this binary or in " KILN_LIBEXEC_DIR ".\n"
 #else
 #define KILN_FLAVOUR "full"
 #define BUILD_NOTE ""
@@ -57,11 +55,11 @@ static void log_level_from_env(void)
 
 #ifdef KILN_LEAN
 /*
- * The static build (docs/design.md, "Two builds") carries neither the REST API nor user-mode
- * networking: both need shared libraries (libmicrohttpd, jansson, libslirp) that a static
- * binary cannot load. For those it executes kiln-full, the dynamic build of the same sources,
- * with the same arguments, before it has opened anything: next to this binary (the build
- * tree), else in KILN_LIBEXEC_DIR (an installed kiln). Returns only on failure.
+ * The static build (docs/design.md, "Two builds") serves the REST API (libmicrohttpd and
+ * jansson linked in) but carries no user-mode networking: libslirp needs glib, which has no
+ * static build to link. For --net user it executes kiln-full, the dynamic build of the same
+ * sources, with the same arguments, before it has opened anything: next to this binary (the
+ * build tree), else in KILN_LIBEXEC_DIR (an installed kiln). Returns only on failure.
  */
 static int exec_full(char **argv, const char *why)
 {
@@ -179,7 +177,6 @@ static int cmd_run(char **full_argv, int argc, char **argv)
 	return vm_exit_status(why, sig);
 }
 
-#ifndef KILN_LEAN
 static void api_usage(FILE *f)
 {
 	fprintf(f, "usage: kiln api --api-sock PATH [--id NAME] [--config-file FILE]\n"
@@ -257,7 +254,6 @@ static int cmd_api(int argc, char **argv)
 	}
 	return api_run(&o);
 }
-#endif
 
 int main(int argc, char **argv)
 {
@@ -280,11 +276,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argv, argc - 2, argv + 2);
 	if (strcmp(argv[1], "api") == 0)
-#ifdef KILN_LEAN
-		return exec_full(argv, "the REST API (kiln api)");
-#else
 		return cmd_api(argc - 2, argv + 2);
-#endif
 	fprintf(stderr, "kiln: unknown command '%s' (try `kiln --help`)\n", argv[1]);
 	return 1;
 }

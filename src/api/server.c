@@ -17,34 +17,45 @@
 #include "api/api.h"
 #include "api/json.h"
 #include "kiln-build.h"
+
+/* The libmicrohttpd functions the server calls, through `mhd.NAME`, typed from microhttpd.h. */
+#define MHD_FUNCTIONS(X)                                                                      \
+	X(create_response_from_buffer) X(add_response_header) X(queue_response)              \
+	X(destroy_response) X(lookup_connection_value) X(get_connection_info) X(start_daemon) \
+	X(quiesce_daemon) X(stop_daemon)
+#define MHD_FN_PTR(f) __typeof__(&MHD_##f) f;
+struct mhd_fns {
+	MHD_FUNCTIONS(MHD_FN_PTR)
+};
+
+#ifdef KILN_LEAN
+/* The static kiln links libmicrohttpd itself (built without TLS by scripts/static-libs.sh;
+ * docs/design.md "Two builds"), and a static binary cannot dlopen: the table holds the
+ * functions. */
+#define MHD_FN_DIRECT(f) .f = MHD_##f,
+static const struct mhd_fns mhd = { MHD_FUNCTIONS(MHD_FN_DIRECT) };
+
+static int mhd_load(char *why, size_t len)
+{
+	(void)why;
+	(void)len;
+	return 0;
+}
+#else
 #include "util/dynlib.h"
 
-/* libmicrohttpd (and gnutls, which it links) is opened when the API server starts
- * (util/dynlib.h): `kiln run` never maps it. The pointers have microhttpd.h's types. */
-static struct {
-	__typeof__(&MHD_create_response_from_buffer) create_response_from_buffer;
-	__typeof__(&MHD_add_response_header) add_response_header;
-	__typeof__(&MHD_queue_response) queue_response;
-	__typeof__(&MHD_destroy_response) destroy_response;
-	__typeof__(&MHD_lookup_connection_value) lookup_connection_value;
-	__typeof__(&MHD_get_connection_info) get_connection_info;
-	__typeof__(&MHD_start_daemon) start_daemon;
-	__typeof__(&MHD_quiesce_daemon) quiesce_daemon;
-	__typeof__(&MHD_stop_daemon) stop_daemon;
-} mhd;
-
-static const struct dynlib_sym mhd_syms[] = {
-	{ "MHD_create_response_from_buffer", (void **)&mhd.create_response_from_buffer },
-	{ "MHD_add_response_header", (void **)&mhd.add_response_header },
-	{ "MHD_queue_response", (void **)&mhd.queue_response },
-	{ "MHD_destroy_response", (void **)&mhd.destroy_response },
-	{ "MHD_lookup_connection_value", (void **)&mhd.lookup_connection_value },
-	{ "MHD_get_connection_info", (void **)&mhd.get_connection_info },
-	{ "MHD_start_daemon", (void **)&mhd.start_daemon },
-	{ "MHD_quiesce_daemon", (void **)&mhd.quiesce_daemon },
-	{ "MHD_stop_daemon", (void **)&mhd.stop_daemon },
-};
+/* The dynamic build opens libmicrohttpd (and the gnutls tree Debian's links) when the API
+ * server starts (util/dynlib.h): `kiln run` never maps it. */
+static struct mhd_fns mhd;
+#define MHD_FN_SYM(f) { "MHD_" #f, (void **)&mhd.f },
+static const struct dynlib_sym mhd_syms[] = { MHD_FUNCTIONS(MHD_FN_SYM) };
 static struct dynlib mhd_lib = DYNLIB_INIT(KILN_MHD_SONAME, mhd_syms);
+
+static int mhd_load(char *why, size_t len)
+{
+	return dynlib_load(&mhd_lib, why, len);
+}
+#endif
 
 /*
  * Connections. libmicrohttpd gives each connection a thread (MHD_USE_THREAD_PER_CONNECTION),
@@ -503,7 +514,7 @@ static int server_init(struct api_server *s, struct api *a)
 int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen)
 {
 	char why[256];
-	int ret = dynlib_load(&mhd_lib, why, sizeof(why));
+	int ret = mhd_load(why, sizeof(why));
 	if (ret) {
 		snprintf(err, errlen, "--api-sock: %s", why);
 		return ret;
