@@ -269,4 +269,3 @@ const char *api_output_strerror(int ret);
 /* Write one JSON line of metrics to a->metrics_fd (main thread). vm may be NULL before boot.
  * Returns 0 or -errno. */
 int api_metrics_write(struct api *a, struct vm *vm) __must_check;
-uint64_t api_now_ms(void);

@@ -15,6 +15,7 @@
 #include "api/api.h"
 #include "util/file.h"
 #include "vmm/vm.h"
+#include "util/clock.h"
 
 /* The main thread's state. */
 struct control {
@@ -280,7 +281,7 @@ int api_run(const struct api_options *o)
 	}
 	api_config_init(&a->cfg);
 	a->metrics_fd = a->log_fd = a->cmd_efd = m.timer_fd = m.sig_fd = -1;
-	a->start_ms = api_now_ms();
+	a->start_ms = clock_ms();
 	snprintf(a->id, sizeof(a->id), "%s", o->id ? o->id : "anonymous-instance");
 	log_set_id(a->id);
 

@@ -13,19 +13,13 @@
 #include "util/file.h"
 #include "virtio/net.h"
 #include "vmm/vm.h"
+#include "util/clock.h"
 
 /*
  * A line is {"utc_timestamp_ms": T, "<section>": {...}, ...}. Each section is one function
  * in `sections` below reading counters the devices keep; add a device by adding a row. A
  * section whose device does not exist (before boot, or not configured) writes nothing.
  */
-
-uint64_t api_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static uint64_t utc_ms(void)
 {
@@ -76,7 +70,7 @@ static json_t *m_vmm(struct api *a, struct vm *vm)
 {
 	json_t *o = json_object();
 	if (o && set_u64(o, "rss_bytes", rss_bytes()) &&
-	    set_u64(o, "uptime_ms", api_now_ms() - a->start_ms) &&
+	    set_u64(o, "uptime_ms", clock_ms() - a->start_ms) &&
 	    set_u64(o, "vcpus", vm ? vm->nr_vcpus : 0) &&
 	    json_object_set_new(o, "paused", json_boolean(vm && vm->paused)) == 0)
 		return o;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "util/clock.h"
 
 /*
  * A poster waits at most a->post_timeout_ms. Then, under api->lock:
@@ -21,21 +22,14 @@
 
 int api_queue_init(struct api *a)
 {
-	pthread_condattr_t ca;
 	int ret = pthread_mutex_init(&a->lock, NULL);
 
 	if (ret)
 		return -ret;
-	ret = pthread_condattr_init(&ca);
-	if (!ret) {
-		ret = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		if (!ret)
-			ret = pthread_cond_init(&a->done_cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	ret = clock_cond_init(&a->done_cond);
 	if (ret) {
 		pthread_mutex_destroy(&a->lock);
-		return -ret;
+		return ret;
 	}
 	a->queue_head = a->queue_tail = NULL;
 	a->post_timeout_ms = API_POST_TIMEOUT_MS;

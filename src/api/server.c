@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "api/json.h"
 #include "kiln-build.h"
+#include "util/clock.h"
 
 /* The libmicrohttpd functions the server calls, through `mhd.NAME`, typed from microhttpd.h. */
 #define MHD_FUNCTIONS(X)                                                                      \
@@ -86,7 +87,7 @@ static_assert(API_IO_TIMEOUT_MS > API_POST_TIMEOUT_MS + 1000, "idle timeout abov
 struct conn {
 	struct conn *prev, *next;
 	int fd;
-	uint64_t deadline_ms; /* api_now_ms() clock; 0: none (the handler runs) */
+	uint64_t deadline_ms; /* clock_ms() clock; 0: none (the handler runs) */
 	bool dropped;	      /* shut down by the watchdog */
 };
 
@@ -180,7 +181,7 @@ static void set_deadline(struct api_server *s, struct conn *cn, bool on)
 	if (!cn)
 		return;
 	pthread_mutex_lock(&s->lock);
-	cn->deadline_ms = on ? api_now_ms() + API_IO_TIMEOUT_MS : 0;
+	cn->deadline_ms = on ? clock_ms() + API_IO_TIMEOUT_MS : 0;
 	if (on && cn->deadline_ms < s->next_check_ms)
 		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
@@ -193,7 +194,7 @@ static struct conn *conn_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* Shut down every connection past its deadline; sleep until the next one. api_now_ms() is
+/* Shut down every connection past its deadline; sleep until the next one. clock_ms() is
  * CLOCK_MONOTONIC, the clock of the condition variable. */
 static void *watchdog_main(void *arg)
 {
@@ -202,7 +203,7 @@ static void *watchdog_main(void *arg)
 	pthread_setname_np(pthread_self(), "api-watchdog");
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
-		uint64_t now = api_now_ms(), next = UINT64_MAX;
+		uint64_t now = clock_ms(), next = UINT64_MAX;
 		unsigned dropped = 0;
 
 		for (struct conn *cn = s->conns; cn; cn = cn->next) {
@@ -492,21 +493,15 @@ static void server_free(struct api_server *s)
 
 static int server_init(struct api_server *s, struct api *a)
 {
-	pthread_condattr_t ca;
 	int ret;
 
 	s->a = a;
 	s->next_check_ms = UINT64_MAX;
 	if ((ret = pthread_mutex_init(&s->lock, NULL)))
 		return -ret;
-	if (!(ret = pthread_condattr_init(&ca))) {
-		if (!(ret = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)))
-			ret = pthread_cond_init(&s->wake, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	if (ret) {
+	if ((ret = clock_cond_init(&s->wake))) {
 		pthread_mutex_destroy(&s->lock);
-		return -ret;
+		return ret;
 	}
 	return 0;
 }

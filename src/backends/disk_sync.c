@@ -18,20 +18,13 @@
 
 #include "util/file.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 #define ZERO_CHUNK (64 * KiB)
 #define ZERO_WRITE (1 * MiB) /* one pwritev of zeroes: ZERO_WRITE / ZERO_CHUNK iovecs */
 #define DISK_KINDS (FILE_KIND_REG | FILE_KIND_BLK)
 
 static const uint8_t zero_chunk[ZERO_CHUNK];
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 void disk_poke(struct disk *d)
 {
@@ -104,7 +97,7 @@ static int zero_pass(struct disk *d, struct disk_req *r)
 {
 	struct iovec iov[ZERO_WRITE / ZERO_CHUNK];
 	uint64_t budget = DISK_ZERO_PASS_BYTES;
-	int64_t until = now_ns() + DISK_ZERO_PASS_MS * 1000000LL;
+	int64_t until = clock_ns() + DISK_ZERO_PASS_MS * 1000000LL;
 
 	for (unsigned i = 0; i < ARRAY_SIZE(iov); i++)
 		iov[i] = (struct iovec){(void *)zero_chunk, ZERO_CHUNK};
@@ -124,7 +117,7 @@ static int zero_pass(struct disk *d, struct disk_req *r)
 			return -EIO;
 		r->done += (uint64_t)n;
 		budget -= (uint64_t)n;
-		if (now_ns() >= until)
+		if (clock_ns() >= until)
 			break;
 	}
 	return r->done < r->len ? -EINPROGRESS : 0;
@@ -297,10 +290,10 @@ void disk_reap(struct disk *d)
 
 int disk_drain(struct disk *d, unsigned timeout_ms)
 {
-	int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+	int64_t deadline = clock_ns() + (int64_t)timeout_ms * 1000000;
 
 	for (;;) {
-		int64_t left = deadline - now_ns();
+		int64_t left = deadline - clock_ns();
 		int ret = 0;
 
 		d->ops->commit(d); /* may complete everything inline */

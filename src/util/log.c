@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/outfd.h"
+#include "util/clock.h"
 
 /* The level is read on every call without a lock; the rest of the configuration may be
  * changed by the API thread while other threads log, so it is read under g_lock. */
@@ -153,20 +154,13 @@ void log_msg(enum log_level level, const char *file, int line, const char *fmt, 
 	pthread_mutex_unlock(&g_lock);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 bool log_ratelimit_ok(struct log_ratelimit *rl, uint32_t burst, uint32_t interval_ms)
 {
 	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 	bool ok;
 
 	pthread_mutex_lock(&lock);
-	uint64_t now = now_ms();
+	uint64_t now = clock_ms();
 	if (rl->last_ms == 0) {
 		rl->tokens = burst;
 		rl->last_ms = now;

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/clock.h"
 
 /*
  * The ring, OUTPUT_RING_SIZE bytes; the backlog is len bytes from head, wrapping:
@@ -181,24 +182,16 @@ void output_write(struct output *o, const void *buf, size_t len)
 	output_writev(o, &v, 1);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void output_drain(struct output *o, int timeout_ms)
 {
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = (int64_t)clock_ms() + timeout_ms;
 
 	if (!o->open || o->w.fd < 0)
 		return;
 	pthread_mutex_lock(&o->lock);
 	for (;;) {
 		flush_locked(o);
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - (int64_t)clock_ms();
 		if (!o->len || o->broken || !o->w.pollable || left <= 0)
 			break;
 		struct pollfd p = {.fd = o->w.fd, .events = POLLOUT};

@@ -8,6 +8,7 @@
 
 #include "util/log.h"
 #include "vmm/vm.h"
+#include "util/clock.h"
 
 #define MSR_IA32_TSC 0x10
 /* A vCPU that does not leave KVM_RUN within this long is stuck in a device handler. */
@@ -15,21 +16,15 @@
 
 int vm_pause_init(struct vm *vm)
 {
-	pthread_condattr_t attr;
 	int ret;
 
 	ret = pthread_mutex_init(&vm->pause_lock, NULL);
 	if (ret)
 		return -ret;
-	ret = pthread_condattr_init(&attr);
-	if (!ret)
-		ret = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	if (!ret)
-		ret = pthread_cond_init(&vm->pause_cond, &attr);
-	pthread_condattr_destroy(&attr);
+	ret = clock_cond_init(&vm->pause_cond);
 	if (ret) {
 		pthread_mutex_destroy(&vm->pause_lock);
-		return -ret;
+		return ret;
 	}
 	vm->nr_parked = 0;
 	vm->paused = false;
