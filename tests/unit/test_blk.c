@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "fake_driver.h"
+#include "blk_fixture.h"
 #include "util/log.h"
 #include "vmm/event.h"
 
@@ -48,25 +48,10 @@ struct dwz {
 	uint32_t num_sectors, flags;
 };
 
-struct fx {
-	enum disk_engine engine;
-	char path[64];
-	struct event_loop ev;
-	struct fake_driver f;
-	struct virtio_dev *d;
-	struct disk_config cfg;
-};
-
 static struct fx fx_sync = {.engine = DISK_ENGINE_SYNC};
 static struct fx fx_uring = {.engine = DISK_ENGINE_URING};
 
 /* ---- fixture ---------------------------------------------------------------------------- */
-
-static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)((i * 131 + seed) ^ (i >> 9));
-}
 
 static int make_image(struct fx *t)
 {
@@ -87,15 +72,8 @@ static int make_image(struct fx *t)
 static int create(struct fx *t, bool readonly, uint64_t features)
 {
 	char err[256] = "";
-	struct virtio_env env = {.mem = &t->f.mem, .ev = &t->ev};
-	int ret;
+	int ret = blk_fx_create(t, DISK_CACHE_WRITEBACK, readonly, err, sizeof(err));
 
-	memset(&t->cfg, 0, sizeof(t->cfg));
-	snprintf(t->cfg.id, sizeof(t->cfg.id), "disk0");
-	t->cfg.path = t->path;
-	t->cfg.readonly = readonly;
-	t->cfg.engine = t->engine;
-	ret = virtio_blk_create(&env, &t->cfg, &t->d, err, sizeof(err));
 	if (ret) {
 		print_error("virtio_blk_create: %s\n", err);
 		return ret;
@@ -121,13 +99,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct fx *t = *state;
-
-	virtio_dev_destroy(t->d);
-	t->d = NULL;
-	event_loop_destroy(&t->ev);
-	fd_destroy(&t->f);
-	unlink(t->path);
+	blk_fx_teardown(*state);
 	return 0;
 }
 
@@ -137,22 +109,6 @@ static void skip_without_engine(struct fx *t)
 		skip(); /* io_uring_queue_init failed here (seccomp, old kernel) */
 }
 
-/* Kick, then run the event loop until head comes back. Returns the used length. */
-static uint32_t complete(struct fx *t, uint16_t head)
-{
-	uint32_t id, len;
-
-	fd_kick(&t->f);
-	for (int i = 0; i < 500; i++) {
-		if (fd_used(&t->f, &id, &len)) {
-			assert_int_equal(id, head);
-			return len;
-		}
-		event_loop_run_once(&t->ev, 10);
-	}
-	fail_msg("request %u never completed", head);
-	return 0;
-}
 
 /* One well-formed request: header, data (readable for OUT-like types, else writable),
  * status. Returns the status byte. */
@@ -181,7 +137,7 @@ static uint8_t req(struct fx *t, uint32_t type, uint64_t sector, void *data, uin
 	b[n++] = (struct fd_buf){sg, 1, true};
 	uint16_t head = fd_chain(&t->f, b, n);
 	fd_submit(&t->f, head);
-	uint32_t u = complete(t, head);
+	uint32_t u = blk_fx_complete(t, head);
 	if (used)
 		*used = u;
 	if (data_in && len)
@@ -265,7 +221,7 @@ static void test_scatter_indirect(void **state)
 	b[65] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
 	uint16_t head = fd_chain_indirect(&t->f, b, 66);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(blk_fx_complete(t, head), 1);
 	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[65].gpa), S_OK);
 	host_read(t, 100 * 512, h, sizeof(h));
 	assert_memory_equal(h, w, sizeof(w));
@@ -293,7 +249,7 @@ static void test_shared_buffers(void **state)
 	b[2] = (struct fd_buf){fd_alloc(&t->f, 1), 1, true};
 	head = fd_chain(&t->f, b, 3);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(blk_fx_complete(t, head), 1);
 	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[2].gpa), S_OK);
 	host_read(t, 40 * 512, h, sizeof(h));
 	assert_memory_equal(h, w, sizeof(w));
@@ -308,7 +264,7 @@ static void test_shared_buffers(void **state)
 	memset(fd_hva(&t->f, b[2].gpa), 0, 1025);
 	head = fd_chain(&t->f, b, 3);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), sizeof(w) + 1);
+	assert_int_equal(blk_fx_complete(t, head), sizeof(w) + 1);
 	assert_int_equal(((uint8_t *)fd_hva(&t->f, b[2].gpa))[1024], S_OK);
 	assert_memory_equal(fd_hva(&t->f, b[1].gpa), w, 512);
 	assert_memory_equal(fd_hva(&t->f, b[2].gpa), w + 512, 1024);
@@ -340,7 +296,7 @@ static void test_max_segments(void **state)
 	*(uint8_t *)fd_hva(&t->f, b[127].gpa) = S_NONE;
 	uint16_t head = fd_chain_indirect(&t->f, b, 128);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(blk_fx_complete(t, head), 1);
 	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[127].gpa), S_OK);
 	host_read(t, 200 * 512, h, sizeof(h));
 	assert_memory_equal(h, w, sizeof(w));
@@ -359,7 +315,7 @@ static void test_max_segments(void **state)
 	*(uint8_t *)fd_hva(&t->f, b[127].gpa + 512) = S_NONE;
 	head = fd_chain_indirect(&t->f, b, 128);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), sizeof(w) + 1);
+	assert_int_equal(blk_fx_complete(t, head), sizeof(w) + 1);
 	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[127].gpa + 512), S_OK);
 	for (int i = 0; i < 127; i++)
 		assert_memory_equal(fd_hva(&t->f, b[1 + i].gpa), w + 512 * i, 512);
@@ -386,7 +342,7 @@ static void test_split_header(void **state)
 	*(uint8_t *)fd_hva(&t->f, b[3].gpa) = S_NONE;
 	uint16_t head = fd_chain(&t->f, b, 4);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), sizeof(r) + 1);
+	assert_int_equal(blk_fx_complete(t, head), sizeof(r) + 1);
 	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[3].gpa), S_OK);
 	memcpy(r, fd_hva(&t->f, b[2].gpa), sizeof(r));
 	host_read(t, 9 * 512, h, sizeof(h));
@@ -525,7 +481,7 @@ static void test_short_header(void **state)
 	*(uint8_t *)fd_hva(&t->f, b[1].gpa) = S_NONE;
 	uint16_t head = fd_chain(&t->f, b, 2);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), 1);
+	assert_int_equal(blk_fx_complete(t, head), 1);
 	assert_int_equal(*(uint8_t *)fd_hva(&t->f, b[1].gpa), S_IOERR);
 	assert_false(needs_reset(t));
 }
@@ -547,7 +503,7 @@ static void expect_reset_without_status(struct fx *t, bool status_readonly)
 	unsigned irqs = t->f.config_irqs;
 	uint16_t head = fd_chain(&t->f, b, n);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), 0);
+	assert_int_equal(blk_fx_complete(t, head), 0);
 	assert_true(needs_reset(t));
 	assert_int_equal(t->f.config_irqs, irqs + 1);
 	/* Nothing more is processed until the driver resets the device. */
@@ -590,7 +546,7 @@ static void test_too_many_segments(void **state)
 	b[199].len = 1;
 	uint16_t head = fd_chain_indirect(&t->f, b, 200);
 	fd_submit(&t->f, head);
-	assert_int_equal(complete(t, head), 0);
+	assert_int_equal(blk_fx_complete(t, head), 0);
 	assert_true(needs_reset(t));
 }
 

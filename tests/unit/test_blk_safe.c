@@ -27,7 +27,7 @@
 #include <cmocka.h>
 
 #include "backends/disk.h"
-#include "fake_driver.h"
+#include "blk_fixture.h"
 #include "util/log.h"
 #include "vmm/event.h"
 
@@ -49,15 +49,6 @@
 struct hdr {
 	uint32_t type, ioprio;
 	uint64_t sector;
-};
-
-struct fx {
-	enum disk_engine engine;
-	char path[64];
-	struct event_loop ev;
-	struct fake_driver f;
-	struct virtio_dev *d;
-	struct disk_config cfg;
 };
 
 static struct fx fx_sync = {.engine = DISK_ENGINE_SYNC};
@@ -123,12 +114,6 @@ static void skip_without_cachestat(const char *path)
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
-static void fill_pattern(uint8_t *p, size_t n, uint32_t seed)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)((i * 131 + seed) ^ (i >> 9));
-}
-
 /* A temp image of size bytes filled with fill_pattern(seed), written back (no dirty page). */
 static void make_image(char *path, size_t size, uint32_t seed)
 {
@@ -148,18 +133,6 @@ static void make_image(char *path, size_t size, uint32_t seed)
 	close(fd);
 }
 
-static int create(struct fx *t, enum disk_cache cache, bool readonly, char *err, size_t errlen)
-{
-	struct virtio_env env = {.mem = &t->f.mem, .ev = &t->ev};
-
-	memset(&t->cfg, 0, sizeof(t->cfg));
-	snprintf(t->cfg.id, sizeof(t->cfg.id), "disk0");
-	t->cfg.path = t->path;
-	t->cfg.readonly = readonly;
-	t->cfg.engine = t->engine;
-	t->cfg.cache = cache;
-	return virtio_blk_create(&env, &t->cfg, &t->d, err, errlen);
-}
 
 static void start(struct fx *t, uint64_t features)
 {
@@ -181,14 +154,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	struct fx *t = *state;
-
 	alarm(0);
-	virtio_dev_destroy(t->d);
-	t->d = NULL;
-	event_loop_destroy(&t->ev);
-	fd_destroy(&t->f);
-	unlink(t->path);
+	blk_fx_teardown(*state);
 	return 0;
 }
 
@@ -196,28 +163,12 @@ static void create_started(struct fx *t, enum disk_cache cache, uint64_t feature
 {
 	char err[256];
 
-	assert_int_equal(create(t, cache, false, err, sizeof(err)), 0);
+	assert_int_equal(blk_fx_create(t, cache, false, err, sizeof(err)), 0);
 	if (t->engine == DISK_ENGINE_URING && strcmp(virtio_blk_engine(t->d), "io_uring"))
 		skip(); /* io_uring_queue_init failed here (seccomp, old kernel) */
 	start(t, features);
 }
 
-/* Kick, then run the event loop until head comes back. Returns the used length. */
-static uint32_t complete(struct fx *t, uint16_t head)
-{
-	uint32_t id, len;
-
-	fd_kick(&t->f);
-	for (int i = 0; i < 500; i++) {
-		if (fd_used(&t->f, &id, &len)) {
-			assert_int_equal(id, head);
-			return len;
-		}
-		event_loop_run_once(&t->ev, 10);
-	}
-	fail_msg("request %u never completed", head);
-	return 0;
-}
 
 /* Make a request available: header, data (device-writable when data_in), status. Returns
  * the head; *status_gpa and *data_gpa where its status byte and data are. */
@@ -257,7 +208,7 @@ static uint8_t req(struct fx *t, uint32_t type, uint64_t sector, void *data, uin
 
 	fd_reset_heap(&t->f);
 	head = post(t, type, sector, data, len, data_in, &sg, &dg);
-	complete(t, head);
+	blk_fx_complete(t, head);
 	if (data_in && len)
 		memcpy(data, fd_hva(&t->f, dg), len);
 	return *(uint8_t *)fd_hva(&t->f, sg);
@@ -592,7 +543,7 @@ static void test_fifo_image(void **state)
 		assert_string_equal(err, want);
 
 		/* The same path given to a running drive: it keeps its image. */
-		assert_int_equal(create(t, DISK_CACHE_WRITEBACK, ro, err, sizeof(err)), 0);
+		assert_int_equal(blk_fx_create(t, DISK_CACHE_WRITEBACK, ro, err, sizeof(err)), 0);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		assert_int_equal(virtio_blk_set_path(t->d, fifo, err, sizeof(err)), -EMEDIUMTYPE);
 		assert_true(ms_since(&t0) < 1000);
