@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "api/api.h"
+#include "util/clock.h"
 
 #define POST_MS 300 /* the tests' post timeout */
 
@@ -49,11 +50,17 @@ static void watchdog(int sig)
 	_exit(1);
 }
 
-static uint64_t now_ms(void)
+/* Wait up to ms for a command to sit in the queue (the poster's thread has posted). */
+static void wait_queued(int ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	for (int i = 0; i < ms; i++) {
+		pthread_mutex_lock(&a.lock);
+		bool queued = a.queue_head != NULL;
+		pthread_mutex_unlock(&a.lock);
+		if (queued)
+			return;
+		usleep(1000);
+	}
 }
 
 static int setup(void **state)
@@ -123,7 +130,7 @@ static void *fake_main_run(void *arg)
 	usleep(m->delay_ms * 1000);
 	if (m->err)
 		snprintf(cmd->err, sizeof(cmd->err), "%s", m->err);
-	m->finished_ms = now_ms();
+	m->finished_ms = clock_ms();
 	api_queue_finish(&a, cmd, m->answer);
 	return NULL;
 }
@@ -148,9 +155,9 @@ static void test_not_taken(void **state)
 	char fault[700];
 	(void)state;
 	open_metrics();
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_ms();
 	assert_int_equal(route("PUT", "/actions", flush, fault, sizeof(fault)), 503);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = clock_ms() - t0;
 	assert_true(took >= POST_MS - 5 && took < POST_MS + 1000);
 	assert_non_null(strstr(fault, "actions: FlushMetrics: the main thread did not take the "
 				      "request within 300 ms; it was not run"));
@@ -169,9 +176,9 @@ static void test_not_finished(void **state)
 	(void)state;
 	open_metrics();
 	fake_main_start(&m);
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_ms();
 	assert_int_equal(route("PUT", "/actions", flush, fault, sizeof(fault)), 504);
-	uint64_t back = now_ms();
+	uint64_t back = clock_ms();
 	assert_true(back - t0 < POST_MS + 1000);
 	assert_non_null(strstr(fault, "actions: FlushMetrics: the main thread did not finish the "
 				      "request within 300 ms"));
@@ -217,23 +224,16 @@ static void test_shut(void **state)
 	open_metrics();
 	a.post_timeout_ms = 10000;
 	assert_int_equal(pthread_create(&t, NULL, post_flush, fault), 0);
-	for (int i = 0; i < 1000; i++) {
-		pthread_mutex_lock(&a.lock);
-		bool queued = a.queue_head != NULL;
-		pthread_mutex_unlock(&a.lock);
-		if (queued)
-			break;
-		usleep(1000);
-	}
-	uint64_t t0 = now_ms();
+	wait_queued(1000);
+	uint64_t t0 = clock_ms();
 	api_queue_shut(&a);
 	assert_int_equal(pthread_join(t, &status), 0);
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(clock_ms() - t0 < 1000);
 	assert_int_equal((unsigned)(uintptr_t)status, 400);
 	assert_non_null(strstr(fault, "actions: FlushMetrics: the microVM has stopped"));
-	t0 = now_ms();
+	t0 = clock_ms();
 	assert_int_equal(route("PUT", "/actions", flush, fault, sizeof(fault)), 400);
-	assert_true(now_ms() - t0 < 1000);
+	assert_true(clock_ms() - t0 < 1000);
 }
 
 /* ---- the HTTP server ------------------------------------------------------------------- */
@@ -292,19 +292,12 @@ static void test_server_beside_stuck_request(void **state)
 	a.post_timeout_ms = 1500;
 	assert_int_equal(api_server_start(&a, c.sock, err, sizeof(err)), 0);
 	assert_int_equal(pthread_create(&c.t, NULL, slow_client_run, &c), 0);
-	for (int i = 0; i < 2000; i++) { /* until its command waits in the queue */
-		pthread_mutex_lock(&a.lock);
-		bool queued = a.queue_head != NULL;
-		pthread_mutex_unlock(&a.lock);
-		if (queued)
-			break;
-		usleep(1000);
-	}
-	uint64_t t0 = now_ms();
+	wait_queued(2000); /* until its command waits in the queue */
+	uint64_t t0 = clock_ms();
 	assert_int_equal(http(c.sock, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
 			      resp, sizeof(resp)),
 			 200);
-	assert_true(now_ms() - t0 < 500);
+	assert_true(clock_ms() - t0 < 500);
 	assert_non_null(strstr(resp, "\"state\":\"Not started\""));
 	assert_int_equal(pthread_join(c.t, NULL), 0);
 	assert_int_equal(c.status, 503);

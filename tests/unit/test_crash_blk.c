@@ -61,6 +61,7 @@
 #include "fake_driver.h"
 #include "util/log.h"
 #include "vmm/event.h"
+#include "util/clock.h"
 
 #define BLOCK 4096u
 #define NBLOCKS 512u  /* the image: 2 MiB */
@@ -146,14 +147,6 @@ static void block_fill(uint8_t *p, uint32_t run, uint64_t number)
 	}
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- the child: kiln and its guest --------------------------------------------------------- */
 
 struct guest {
@@ -234,7 +227,7 @@ static void queue_req(struct guest *g, uint32_t type, uint64_t number)
  * even when the device still has work to do before its interrupt. */
 static void wait_used(struct guest *g, unsigned n, bool poll_ring)
 {
-	int64_t deadline = now_ms() + CHILD_WAIT_MS;
+	int64_t deadline = (int64_t)clock_ms() + CHILD_WAIT_MS;
 	unsigned got = 0;
 
 	for (;;) {
@@ -252,7 +245,7 @@ static void wait_used(struct guest *g, unsigned n, bool poll_ring)
 		}
 		if (got == n)
 			return;
-		if (now_ms() > deadline) {
+		if ((int64_t)clock_ms() > deadline) {
 			pthread_mutex_lock(&g->d->lock);
 			uint8_t status = g->d->status;
 			pthread_mutex_unlock(&g->d->lock);
@@ -371,7 +364,7 @@ static uint64_t read_hello(int fd)
 static void read_reports(struct reader *rd, int64_t deadline_ms, bool first)
 {
 	while (!rd->eof && !(first && rd->last >= 0)) {
-		int timeout = deadline_ms < 0 ? -1 : (int)MAX(deadline_ms - now_ms(), (int64_t)0);
+		int timeout = deadline_ms < 0 ? -1 : (int)MAX(deadline_ms - (int64_t)clock_ms(), (int64_t)0);
 		struct pollfd p = {.fd = rd->fd, .events = POLLIN};
 		uint64_t buf[512];
 
@@ -511,9 +504,9 @@ static void test_crash(void **state)
 		/* Once the first batch is safe (before it, nothing is to be checked), a random
 		 * moment. */
 		if (hello)
-			read_reports(&rd, now_ms() + 10000, true);
+			read_reports(&rd, (int64_t)clock_ms() + 10000, true);
 		if (rd.last >= 0)
-			read_reports(&rd, now_ms() + delay, false);
+			read_reports(&rd, (int64_t)clock_ms() + delay, false);
 		kill(pid, SIGKILL);
 		read_reports(&rd, -1, false);
 		close(p[0]);

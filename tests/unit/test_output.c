@@ -22,15 +22,9 @@
 #include "vmm/event.h"
 #include "vmm/output.h"
 #include "watchdog.h"
+#include "util/clock.h"
 
 static int fl(int fd) { return fcntl(fd, F_GETFL); }
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 /* ---- the output sink ---------------------------------------------------------------------- */
 
@@ -151,9 +145,9 @@ static void test_output_drain(void **state)
 	struct slow_reader r = {.fd = k.p[0], .delay_ms = 50, .in_order = true};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, slow_read, &r), 0);
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_ms();
 	output_drain(&k.o, 5000);
-	assert_true(now_ms() - t0 < 5000);
+	assert_true(clock_ms() - t0 < 5000);
 	assert_int_equal(stats(&k.o).backlog, 0);
 	assert_int_equal(stats(&k.o).dropped, st0.dropped);
 	assert_int_equal(stats(&k.o).bytes, st0.bytes + OUTPUT_RING_SIZE);
@@ -171,9 +165,9 @@ static void test_output_drain(void **state)
 	put(&q.o, &at, (size_t)pipe_size + OUTPUT_RING_SIZE + 10);
 	st0 = stats(&q.o);
 	assert_int_equal(st0.backlog, OUTPUT_RING_SIZE);
-	t0 = now_ms();
+	t0 = clock_ms();
 	output_drain(&q.o, 100);
-	uint64_t took = now_ms() - t0;
+	uint64_t took = clock_ms() - t0;
 	log_set_level(LOG_WARN);
 	print_message("drain with no reader: %llu ms\n", (unsigned long long)took);
 	assert_true(took >= 100 && took < 1000);
@@ -311,7 +305,7 @@ static void test_console_flood(void **state)
 
 	log_set_level(LOG_OFF);
 	watchdog(WATCHDOG_S);
-	uint64_t t0 = now_ms();
+	uint64_t t0 = clock_ms();
 	for (unsigned c = 0; c < CON_CHAINS; c += CON_QSIZE) {
 		fd_reset_heap(&f);
 		for (unsigned i = 0; i < CON_QSIZE; i++) {
@@ -331,7 +325,7 @@ static void test_console_flood(void **state)
 	alarm(0);
 	log_set_level(LOG_WARN);
 	print_message("console flood: %u KiB in %llu ms\n", CON_CHAINS * CON_CHAIN / 1024,
-		      (unsigned long long)(now_ms() - t0));
+		      (unsigned long long)(clock_ms() - t0));
 	assert_false(d->status & VIRTIO_STATUS_NEEDS_RESET);
 	struct output_stats st = stats(virtio_console_output(d));
 	assert_int_equal(st.bytes, (uint64_t)pipe_size);
