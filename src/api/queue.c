@@ -107,17 +107,10 @@ static void unlink_cmd(struct api *a, struct api_cmd *cmd)
 
 int api_post(struct api *a, struct api_cmd *cmd)
 {
-	struct timespec until;
+	struct timespec until = clock_after_ms(a->post_timeout_ms);
 	uint64_t one = 1;
 	int ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += a->post_timeout_ms / 1000;
-	until.tv_nsec += (long)(a->post_timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&a->lock);
 	if (a->state == API_EXITING) {
 		pthread_mutex_unlock(&a->lock);

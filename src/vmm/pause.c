@@ -68,16 +68,9 @@ static unsigned running_vcpus(const struct vm *vm)
 /* Wait until `want` vCPUs are parked; false on timeout or if the VM is stopping. */
 static bool wait_parked(struct vm *vm, unsigned want)
 {
-	struct timespec deadline;
+	struct timespec deadline = clock_after_ms(PAUSE_TIMEOUT_MS);
 	bool ok = true;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += PAUSE_TIMEOUT_MS / 1000;
-	deadline.tv_nsec += (long)(PAUSE_TIMEOUT_MS % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&vm->pause_lock);
 	while (vm->nr_parked < want && atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		if (pthread_cond_timedwait(&vm->pause_cond, &vm->pause_lock, &deadline) ==
