@@ -32,6 +32,7 @@ void vm_config_free(struct vm_config *c)
 	for (unsigned i = 0; i < c->nr_nets; i++) {
 		free(c->nets[i].tap);
 		free(c->nets[i].hostfwd);
+		free(c->nets[i].passt);
 	}
 	c->nr_disks = c->nr_nets = 0;
 	c->console_path = NULL;
@@ -158,9 +159,16 @@ int vm_config_parse_hostfwd(const char *s, struct net_hostfwd *fwd, unsigned *n,
 				 (int)MIN(len, 64), s);
 			return -EINVAL;
 		}
+		/* passt delivers to the guest's own address, and forwards a host port once. */
+		if (f.guest_addr && f.guest_addr != htonl(0x0a00020f)) {
+			snprintf(err, errlen,
+				 "hostfwd: '%.*s': the guest address must be empty or 10.0.2.15 "
+				 "(the guest's own)",
+				 (int)MIN(len, 64), s);
+			return -EINVAL;
+		}
 		for (unsigned i = 0; i < *n; i++) {
-			if (fwd[i].udp == f.udp && fwd[i].host_port == f.host_port &&
-			    (fwd[i].host_addr == f.host_addr || !fwd[i].host_addr || !f.host_addr)) {
+			if (fwd[i].udp == f.udp && fwd[i].host_port == f.host_port) {
 				snprintf(err, errlen, "hostfwd: host port %s:%u is forwarded twice",
 					 f.udp ? "udp" : "tcp", f.host_port);
 				return -EINVAL;
@@ -232,6 +240,18 @@ static int validate_nets(const struct vm_config *c, char *buf, size_t len)
 		}
 		if (nc->host_loopback && !nc->user) {
 			snprintf(buf, len, "net '%s': host_loopback needs user-mode networking",
+				 nc->id);
+			return -EINVAL;
+		}
+		if (nc->passt && !nc->user) {
+			snprintf(buf, len, "net '%s': passt needs user-mode networking", nc->id);
+			return -EINVAL;
+		}
+		if (nc->passt && (nc->hostfwd || nc->host_loopback)) {
+			snprintf(buf, len,
+				 "net '%s': hostfwd and host_loopback are options of the passt kiln "
+				 "starts; give them to the passt at passt=PATH instead (-t, -u, "
+				 "--no-map-gw)",
 				 nc->id);
 			return -EINVAL;
 		}

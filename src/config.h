@@ -50,7 +50,9 @@ struct disk_config {
 struct net_config {
 	char id[VM_CONFIG_ID_MAX];
 	char *tap;      /* TAP device name, or NULL for user-mode networking */
-	bool user;      /* libslirp */
+	bool user;      /* user-mode networking: a passt (docs/guest.md) */
+	char *passt;    /* user mode: the Unix socket of a passt the user started; NULL: kiln
+			 * starts one */
 	uint8_t mac[6];
 	bool mac_set;   /* else generated from the id (vm_config_default_mac) */
 	unsigned mtu;   /* 0 = default 1500 */
@@ -63,7 +65,7 @@ struct net_config {
 #define VM_CONFIG_DEFAULT_MTU 1500
 #define VM_CONFIG_MIN_MTU 68
 #define VM_CONFIG_MAX_MTU 65535   /* TAP */
-#define VM_CONFIG_MAX_USER_MTU 65521 /* libslirp's limit */
+#define VM_CONFIG_MAX_USER_MTU 65520 /* passt's limit (its DHCP MTU option) */
 #define VM_CONFIG_IFNAME_MAX 15   /* Linux IFNAMSIZ - 1 */
 
 /* One host -> guest port forward of user-mode networking. Addresses in network byte order. */
@@ -71,7 +73,7 @@ struct net_hostfwd {
 	bool udp;
 	uint32_t host_addr;  /* 0: every host address */
 	uint16_t host_port;  /* 1-65535 */
-	uint32_t guest_addr; /* 0: the guest's DHCP address (10.0.2.15) */
+	uint32_t guest_addr; /* 0 or 10.0.2.15: the guest's DHCP address */
 	uint16_t guest_port; /* 1-65535 */
 };
 
@@ -112,7 +114,8 @@ void vm_config_default_mac(const char *id, uint8_t mac[6]);
 /* Is s a usable Linux interface name (1-15 bytes, no '/', ':', spaces or control bytes)? */
 bool vm_config_ifname_valid(const char *s);
 /* Parse a user-mode forward list "tcp:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT[,...]"
- * (udp: for UDP; addresses dotted IPv4) into fwd[0..*n), at most VM_CONFIG_MAX_HOSTFWD.
+ * (udp: for UDP; addresses dotted IPv4; GUESTADDR empty or the guest's 10.0.2.15, where passt
+ * delivers) into fwd[0..*n), at most VM_CONFIG_MAX_HOSTFWD.
  * Returns 0 or -EINVAL with a one-line message (naming the bad forward) in err. */
 int vm_config_parse_hostfwd(const char *s, struct net_hostfwd *fwd, unsigned *n, char *err,
 			    size_t errlen) __must_check;

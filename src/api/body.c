@@ -281,6 +281,7 @@ int api_sec_net(struct api_config *c, const json_t *o, const char *url_id, const
 	} else {
 		free(c->vm.nets[slot].tap);
 		free(c->vm.nets[slot].hostfwd);
+		free(c->vm.nets[slot].passt);
 	}
 	c->vm.nets[slot] = nc;
 	return 0;

@@ -49,7 +49,7 @@ static int copy_vm(struct vm_config *dst, const struct vm_config *src)
 	for (unsigned i = 0; i < src->nr_disks; i++)
 		dst->disks[i].path = NULL;
 	for (unsigned i = 0; i < src->nr_nets; i++)
-		dst->nets[i].tap = dst->nets[i].hostfwd = NULL;
+		dst->nets[i].tap = dst->nets[i].hostfwd = dst->nets[i].passt = NULL;
 	int ret = dup_str(&dst->kernel_path, src->kernel_path) ||
 		  dup_str(&dst->initrd_path, src->initrd_path) ||
 		  dup_str(&dst->cmdline, src->cmdline) ||
@@ -59,7 +59,8 @@ static int copy_vm(struct vm_config *dst, const struct vm_config *src)
 		ret = dup_str(&dst->disks[i].path, src->disks[i].path);
 	for (unsigned i = 0; !ret && i < src->nr_nets; i++)
 		ret = dup_str(&dst->nets[i].tap, src->nets[i].tap) ||
-		      dup_str(&dst->nets[i].hostfwd, src->nets[i].hostfwd);
+		      dup_str(&dst->nets[i].hostfwd, src->nets[i].hostfwd) ||
+		      dup_str(&dst->nets[i].passt, src->nets[i].passt);
 	if (ret) {
 		vm_config_free(dst);
 		return -ENOMEM;

@@ -173,6 +173,7 @@ static json_t *m_net(struct api *a, struct vm *vm)
 		    !set_u64(d, "tx_bytes", st.tx_bytes) ||
 		    !set_u64(d, "tx_dropped", st.tx_dropped) ||
 		    !set_u64(d, "tx_errors", st.tx_errors) ||
+		    !set_u64(d, "link_down", st.link_down) ||
 		    json_object_set_new(o, vm->cfg->nets[i].id, d)) {
 			json_decref(d);
 			json_decref(o);

@@ -1,16 +1,21 @@
-/* net.h: network backends of virtio-net: a TAP device, any packet fd (tests, bench), libslirp.
+/* net.h: network backends of virtio-net: a TAP device, any packet fd (tests, bench), and
+ * user-mode networking through a passt process.
  *
  * Every frame crossing this interface starts with the 12-byte virtio_net_hdr_v1 (offload
  * hints, see virtio/net.h), in both directions:
  *
- *   guest --TX--> device --send(iov: hdr + frame)--> backend --> TAP fd / slirp_input()
- *   guest <--RX-- device <--recv(buf: hdr + frame)-- backend <-- TAP fd / slirp's queue
+ *   guest --TX--> device --send(iov: hdr + frame)--> backend --> TAP fd / passt's socket
+ *   guest <--RX-- device <--recv(buf: hdr + frame)-- backend <-- TAP fd / passt's socket
  *
  * Threads: a backend's fds live in the event loop. When its fd has frames (rx) or room again
  * after a send returned -EAGAIN (tx), the backend calls be->ready() from the event-loop thread
  * without any device lock held. The device calls recv/send/set_poll with its lock held, on the
  * event-loop thread; set_offload and set_poll also on a vCPU thread (activate, reset). No
  * backend calls ready() from inside recv or send.
+ *
+ * A backend whose other end goes away for good (the TAP is deleted, passt exits) sets gone
+ * and logs why, once; then recv and send return -ENOTCONN, and the device takes the guest's
+ * link down.
  */
 #pragma once
 
@@ -28,6 +33,7 @@
 #define NET_HDR_LEN 12				/* struct virtio_net_hdr_v1 */
 #define NET_MAX_FRAME 65550			/* 64 KiB IP packet + Ethernet and VLAN headers */
 #define NET_MAX_PACKET (NET_HDR_LEN + NET_MAX_FRAME) /* 65562: one frame with its header */
+#define NET_SEND_IOV_MAX 65 /* iovecs per send: the header, then up to 64 of the frame */
 
 struct net_backend;
 
@@ -55,7 +61,8 @@ struct net_backend {
 	void (*ready)(void *opaque, bool rx, bool tx);
 	void *opaque;
 	_Atomic uint64_t rx_dropped; /* frames for the guest the backend had to drop */
-	char name[VM_CONFIG_ID_MAX]; /* "tap 'tap0'", "user", for logs */
+	_Atomic bool gone;	     /* the other end went away for good */
+	char name[VM_CONFIG_ID_MAX]; /* "tap 'tap0'", "passt (pid 1234)", for logs */
 };
 
 /* Attach the existing TAP device `name` (IFF_TAP | IFF_NO_PI | IFF_VNET_HDR, 12-byte vnet
@@ -68,9 +75,15 @@ int net_tap_open(const char *name, struct event_loop *ev, struct net_backend **o
  * no-op unless fd is a TAP (is_tap). */
 int net_fd_backend_create(int fd, bool is_tap, struct event_loop *ev,
 			  struct net_backend **out) __must_check;
-/* User-mode networking (libslirp): NAT, DHCP and DNS on 10.0.2.0/24 (gateway 10.0.2.2, DNS
- * 10.0.2.3, guest 10.0.2.15), cfg->hostfwd forwards listening on the host, slirp's sockets
- * and timers in ev. On error (a forward's port in use...) a one-line message in err. */
+/* User-mode networking through passt: NAT, DHCP and DNS forwarding on 10.0.2.0/24 (guest
+ * 10.0.2.15, gateway 10.0.2.2, DNS 10.0.2.3), cfg->hostfwd as passt's port forwards, the
+ * gateway mapped to the host's loopback only with cfg->host_loopback. kiln starts a passt
+ * (KILN_PASST, else passt in PATH) and waits until it is ready, or connects to cfg->passt.
+ * On error (passt missing, a forwarded port in use...) a one-line message in err. */
+int net_passt_create(const struct net_config *cfg, struct event_loop *ev,
+		     struct net_backend **out, char *err, size_t errlen) __must_check;
+
+/* The libslirp backend that passt replaces, kept only until bench/usernet has measured both. */
 int net_slirp_create(const struct net_config *cfg, struct event_loop *ev,
 		     struct net_backend **out, char *err, size_t errlen) __must_check;
 

@@ -31,10 +31,11 @@ static void tap_event(void *opaque, uint32_t events)
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		/* The TAP went away (or the peer of a socket closed): epoll would report this
 		 * for ever. Stop watching; reads and writes now fail and are counted. */
-		log_err("%s: the device is gone (%s): the interface stops", t->be.name,
-			events & EPOLLHUP ? "hang-up" : "error");
+		log_err("%s: the device is gone (%s): the interface is down (the VM runs on)",
+			t->be.name, events & EPOLLHUP ? "hang-up" : "error");
 		event_del(t->be.ev, t->fd);
 		t->registered = false;
+		atomic_store(&t->be.gone, true);
 	}
 	if (t->be.ready)
 		t->be.ready(t->be.opaque, events & (EPOLLIN | EPOLLERR | EPOLLHUP), events & EPOLLOUT);

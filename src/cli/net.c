@@ -1,4 +1,4 @@
-/* net.c: `kiln run --net` (tap=NAME or user, with mac, mtu, id, hostfwd, host_loopback) ->
+/* net.c: `kiln run --net` (tap=NAME or user, with mac, mtu, id, passt, hostfwd, host_loopback) ->
  * struct net_config. */
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +9,8 @@
 #include "cli/internal.h"
 
 /* hostfwd last: it takes a list (CLI_KV_CONTINUE). */
-static const char *const net_keys[] = {"tap", "mac", "mtu", "id", "host_loopback", "hostfwd", NULL};
+static const char *const net_keys[] = {"tap",	    "mac",	       "mtu",	  "id",
+				       "passt", "host_loopback", "hostfwd", NULL};
 
 /* Backend: exactly one of tap=NAME and the bare word "user". */
 static int net_backend(struct net_config *nc, const struct cli_kvlist *kv, const char *opt,
@@ -87,6 +88,18 @@ static int net_options(const struct vm_config *c, struct net_config *nc,
 		if (!nc->hostfwd)
 			return -ENOMEM;
 	}
+	if ((v = cli_kvlist_get(kv, "passt"))) {
+		if (!nc->user)
+			return cli_fail(err, errlen, "%s: passt needs user (user-mode networking)",
+					opt);
+		if (!*v || v[0] != '/')
+			return cli_fail(err, errlen,
+					"%s: passt: '%s' is not an absolute path to passt's socket",
+					opt, cli_clip(&cl, v));
+		nc->passt = strdup(v);
+		if (!nc->passt)
+			return -ENOMEM;
+	}
 	if ((v = cli_kvlist_get(kv, "host_loopback"))) {
 		if (!nc->user)
 			return cli_fail(err, errlen,
@@ -95,6 +108,11 @@ static int net_options(const struct vm_config *c, struct net_config *nc,
 			return cli_fail(err, errlen, "%s: host_loopback: '%s' is not on or off",
 					opt, cli_clip(&cl, v));
 	}
+	if (nc->passt && (nc->hostfwd || nc->host_loopback))
+		return cli_fail(err, errlen,
+				"%s: hostfwd and host_loopback are for the passt kiln starts; give "
+				"the passt at passt=PATH its own -t, -u and --no-map-gw",
+				opt);
 	for (unsigned i = 0; nc->tap && i < c->nr_nets; i++)
 		if (c->nets[i].tap && !strcmp(c->nets[i].tap, nc->tap))
 			return cli_fail(err, errlen, "%s: tap '%s' is already used by another --net",
@@ -125,6 +143,7 @@ int cli_set_net(struct vm_config *c, const char *opt, const char *val, char *err
 	} else {
 		free(nc->tap);
 		free(nc->hostfwd);
+		free(nc->passt);
 		memset(nc, 0, sizeof(*nc));
 	}
 	cli_kvlist_free(&kv);

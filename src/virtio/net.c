@@ -20,6 +20,7 @@
  * does not count frames dropped before they take a chain. */
 #define NET_RX_BUDGET 256
 #define NET_ETH_HLEN 14
+static_assert(NET_SEND_IOV_MAX == NET_IOV_CAP + 1, "a send is the header and a chain");
 
 /*
  * Receive. A frame read from the backend waits in rx_frame until the guest has room for all
@@ -55,7 +56,9 @@ struct virtio_net {
 	unsigned tx_n;
 	struct virtio_net_hdr_v1 tx_hdr; /* the guest's header, copied once and checked */
 	struct iovec tx_chain[NET_IOV_CAP];
-	struct iovec tx_iov[NET_IOV_CAP + 1];
+	struct iovec tx_iov[NET_SEND_IOV_MAX];
+
+	bool link_down; /* the backend is gone: the guest was told (config status) */
 
 	struct virtio_net_stats stats;
 };
@@ -281,6 +284,23 @@ static int rx_deliver(struct virtio_net *n, bool *pushed)
 	return 1;
 }
 
+/* The backend went away for good: tell the driver once (LINK_UP clears in the config space,
+ * with a config interrupt), stop polling. Frames the guest still sends are dropped and
+ * counted. The backend logged why. (Lock held.) */
+static bool net_link_check(struct virtio_net *n)
+{
+	if (n->link_down || !atomic_load(&n->be->gone))
+		return n->link_down;
+	n->link_down = true;
+	n->stats.link_down = 1;
+	n->rx_len = 0;
+	set_poll(n, false, false);
+	n->tx_waiting = false;
+	if (n->vdev.status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_config_changed(&n->vdev);
+	return true;
+}
+
 /* Read frames from the backend and give them to the guest (lock held). */
 static void net_rx(struct virtio_net *n)
 {
@@ -297,6 +317,8 @@ static void net_rx(struct virtio_net *n)
 
 			if (r == -EAGAIN || r == -EINTR)
 				break;
+			if (net_link_check(n))
+				return;
 			if (r < 0) {
 				n->stats.rx_errors++;
 				log_warn_ratelimited("%s: %s: read: %s", n->vdev.id, n->be->name,
@@ -330,7 +352,9 @@ static int tx_send(struct virtio_net *n)
 
 	if (r == -EAGAIN)
 		return r;
-	if (r < 0) {
+	if (net_link_check(n)) {
+		n->stats.tx_dropped++; /* no carrier */
+	} else if (r < 0) {
 		n->stats.tx_errors++;
 		log_warn_ratelimited("%s: %s: write: %s", n->vdev.id, n->be->name, strerror(-r));
 	} else {
@@ -425,7 +449,9 @@ static void net_backend_ready(void *opaque, bool rx, bool tx)
 
 	pthread_mutex_lock(&n->vdev.lock);
 	virtio_dispatch_begin(&n->vdev);
-	if (n->vdev.status & VIRTIO_STATUS_DRIVER_OK &&
+	if (net_link_check(n)) {
+		/* The guest was told; nothing more to read or write. */
+	} else if (n->vdev.status & VIRTIO_STATUS_DRIVER_OK &&
 	    !(n->vdev.status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED))) {
 		if (tx && virtio_queue_ready(&n->vdev, NET_TXQ))
 			net_tx_resume(n);
@@ -480,7 +506,7 @@ static void net_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint3
 {
 	struct virtio_net *n = to_net(d);
 	struct virtio_net_config cfg = {
-	    .status = htole16(VIRTIO_NET_S_LINK_UP),
+	    .status = htole16(n->link_down || atomic_load(&n->be->gone) ? 0 : VIRTIO_NET_S_LINK_UP),
 	    .max_virtqueue_pairs = htole16(1),
 	    .mtu = htole16((uint16_t)(n->mtu ? n->mtu : VM_CONFIG_DEFAULT_MTU)),
 	};
@@ -565,7 +591,7 @@ int virtio_net_create(const struct virtio_env *env, const struct net_config *cfg
 	if (cfg->tap)
 		ret = net_tap_open(cfg->tap, env->ev, &be, why, sizeof(why));
 	else
-		ret = net_slirp_create(cfg, env->ev, &be, why, sizeof(why));
+		ret = net_passt_create(cfg, env->ev, &be, why, sizeof(why));
 	if (ret) {
 		snprintf(err, errlen, "net '%s': %s", cfg->id, why);
 		return ret;
@@ -580,6 +606,7 @@ void virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *st)
 	pthread_mutex_lock(&d->lock);
 	*st = n->stats;
 	st->rx_dropped += atomic_load(&n->be->rx_dropped);
+	st->link_down |= atomic_load(&n->be->gone);
 	pthread_mutex_unlock(&d->lock);
 }
 

@@ -72,6 +72,8 @@ struct virtio_net_stats {
 	uint64_t tx_packets, tx_bytes;
 	uint64_t tx_dropped; /* malformed frames (bad header, too short or long) */
 	uint64_t tx_errors;  /* the backend refused or failed the write */
+	uint64_t link_down;  /* 1 once the backend went away (passt exited, the TAP was
+				deleted): the guest's link is down, the VM runs on */
 };
 
 /* Features offered: always MAC, STATUS, MRG_RXBUF, EVENT_IDX, INDIRECT_DESC (VERSION_1 is

@@ -65,6 +65,14 @@ static void test_user_and_ids(void **state)
 	assert_string_equal(cfg.nets[1].id, "net2");
 	assert_string_equal(cfg.nets[2].id, "net0");
 	assert_string_equal(cfg.nets[3].id, "net3");
+	assert_null(cfg.nets[0].passt);
+}
+
+static void test_user_passt_socket(void **state)
+{
+	assert_int_equal(parse("--net", "user,passt=/run/user/1000/passt.sock", NULL), 0);
+	assert_true(cfg.nets[0].user);
+	assert_string_equal(cfg.nets[0].passt, "/run/user/1000/passt.sock");
 }
 
 static void test_hostfwd_lists(void **state)
@@ -106,14 +114,20 @@ static void test_errors(void **state)
 	expect_err("user,tap=a", "--net: give tap=NAME or user, not both");
 	expect_err("bridge", "--net: unknown backend 'bridge' (expected tap=NAME or user)");
 	expect_err("tap=tap0,colour=red",
-		   "--net: unknown key 'colour' (expected tap, mac, mtu, id, host_loopback, "
-		   "hostfwd)");
+		   "--net: unknown key 'colour' (expected tap, mac, mtu, id, passt, "
+		   "host_loopback, hostfwd)");
 	expect_err("tap=tap0,mac=02:00:00:00:00",
 		   "--net: mac: '02:00:00:00:00' is not a MAC address (xx:xx:xx:xx:xx:xx)");
 	expect_err("tap=tap0,mac=03:00:00:00:00:01",
 		   "--net: mac: 03:00:00:00:00:01 is a multicast address");
 	expect_err("tap=tap0,mtu=67", "--net: mtu: '67' is out of range (68-65535)");
-	expect_err("user,mtu=65535", "--net: mtu: '65535' is out of range (68-65521)");
+	expect_err("user,mtu=65535", "--net: mtu: '65535' is out of range (68-65520)");
+	expect_err("tap=tap0,passt=/run/passt.sock", "--net: passt needs user (user-mode networking)");
+	expect_err("user,passt=run/passt.sock",
+		   "--net: passt: 'run/passt.sock' is not an absolute path to passt's socket");
+	expect_err("user,passt=/run/p.sock,hostfwd=tcp::1-:2",
+		   "--net: hostfwd and host_loopback are for the passt kiln starts; give the "
+		   "passt at passt=PATH its own -t, -u and --no-map-gw");
 	expect_err("tap=tap0,mtu=lots", "--net: mtu: 'lots' is not a number");
 	expect_err("tap=a:b",
 		   "--net: tap: 'a:b' is not an interface name (1-15 bytes, no '/', ':' or spaces)");
@@ -155,7 +169,7 @@ static void test_validate(void **state)
 	c.nets[0].user = true;
 	c.nets[0].mtu = 65535;
 	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "net 'n': mtu 65535 is out of range (68-65521)");
+	assert_string_equal(err, "net 'n': mtu 65535 is out of range (68-65520)");
 	c.nets[0].mtu = 0;
 	c.nets[0].hostfwd = "tcp::1-2";
 	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), -EINVAL);
@@ -164,6 +178,13 @@ static void test_validate(void **state)
 	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), 0);
 	c.nets[0].host_loopback = true;
 	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), 0);
+	c.nets[0].passt = "/run/passt.sock";
+	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "net 'n': hostfwd and host_loopback are options of the passt"));
+	c.nets[0].host_loopback = false;
+	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), 0);
+	c.nets[0].passt = NULL;
+	c.nets[0].host_loopback = true;
 	c.nets[0].user = false;
 	c.nets[0].tap = "tap0";
 	assert_int_equal(vm_config_validate(&c, err, sizeof(err)), -EINVAL);
@@ -176,6 +197,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tap),
 	    cmocka_unit_test(test_user_and_ids),
+	    cmocka_unit_test(test_user_passt_socket),
 	    cmocka_unit_test(test_hostfwd_lists),
 	    cmocka_unit_test(test_host_loopback),
 	    cmocka_unit_test(test_errors),

@@ -210,7 +210,7 @@ static void test_hostfwd(void **state)
 	unsigned n;
 
 	assert_int_equal(
-	    vm_config_parse_hostfwd("tcp:127.0.0.1:2222-:22,udp::5353-10.0.2.16:53", f, &n, err,
+	    vm_config_parse_hostfwd("tcp:127.0.0.1:2222-:22,udp::5353-10.0.2.15:53", f, &n, err,
 				    sizeof(err)),
 	    0);
 	assert_int_equal(n, 2);
@@ -221,7 +221,7 @@ static void test_hostfwd(void **state)
 	assert_int_equal(f[0].guest_port, 22);
 	assert_true(f[1].udp);
 	assert_int_equal(f[1].host_addr, 0);
-	assert_int_equal(f[1].guest_addr, inet_addr("10.0.2.16"));
+	assert_int_equal(f[1].guest_addr, inet_addr("10.0.2.15"));
 	assert_int_equal(f[1].guest_port, 53);
 
 	static const char *const bad[] = {"",
@@ -233,7 +233,11 @@ static void test_hostfwd(void **state)
 					  "tcp::2222-:22,",
 					  "tcp::x-:22",
 					  "tcp::-1-:22",
-					  "tcp::2222-:22,tcp:127.0.0.1:2222-:23"};
+					  "tcp::2222-:22,tcp:127.0.0.1:2222-:23",
+					  /* passt forwards a host port once, whatever the address */
+					  "tcp:127.0.0.1:2222-:22,tcp:10.1.1.1:2222-:23",
+					  /* and to the guest's own address */
+					  "udp::5353-10.0.2.16:53"};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		err[0] = 0;
 		assert_int_equal(vm_config_parse_hostfwd(bad[i], f, &n, err, sizeof(err)), -EINVAL);

@@ -1,10 +1,13 @@
-/* test_slirp.c: virtio-net on user-mode networking (libslirp) in kiln's event loop: DHCP, the
- * host's loopback behind the gateway (refused by default, reached with host_loopback), a host
- * port forward reaching the guest, a port in use, and no offloads offered. No root needed. */
+/* test_usernet.c: virtio-net on user-mode networking, a passt that kiln starts (or one the
+ * user started): DHCP, the host's loopback behind the gateway (not reached by default,
+ * reached with host_loopback), a host port forward reaching the guest, a port in use, passt
+ * missing, and passt killed mid-run (the link goes down, kiln runs on). No root needed. */
+#include <dirent.h>
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -31,13 +36,15 @@ static struct event_loop ev;
 static struct fake_vnet v;
 static struct virtio_dev *dev;
 static gpa_t rxbuf[RXBUFS];
-static uint8_t gw_mac[6]; /* slirp's, learnt from its DHCP reply */
+static uint8_t gw_mac[6]; /* passt's, learnt from its DHCP reply */
 
-static int start_with(const char *hostfwd, bool host_loopback, char *err, size_t errlen)
+static int start_full(const char *hostfwd, bool host_loopback, const char *passt, char *err,
+		      size_t errlen)
 {
 	struct virtio_env env = {.mem = &v.f.mem, .ev = &ev};
 	struct net_config cfg = {.id = "net0", .user = true, .mac_set = true,
-				 .hostfwd = (char *)hostfwd, .host_loopback = host_loopback};
+				 .hostfwd = (char *)hostfwd, .host_loopback = host_loopback,
+				 .passt = (char *)passt};
 
 	memcpy(cfg.mac, guest_mac, 6);
 	if (virtio_net_create(&env, &cfg, &dev, err, errlen))
@@ -49,6 +56,11 @@ static int start_with(const char *hostfwd, bool host_loopback, char *err, size_t
 		fv_add_rx(&v, rxbuf[i], 2048);
 	}
 	return 0;
+}
+
+static int start_with(const char *hostfwd, bool host_loopback, char *err, size_t errlen)
+{
+	return start_full(hostfwd, host_loopback, NULL, err, errlen);
 }
 
 static int start(const char *hostfwd, char *err, size_t errlen)
@@ -175,12 +187,14 @@ static void test_dhcp(void **state)
 	o = dhcp_opt(bootp, n, 3, &len);
 	assert_non_null(o);
 	assert_memory_equal(o, ((uint8_t[]){10, 0, 2, 2}), 4); /* router */
-	o = dhcp_opt(bootp, n, 6, &len);
-	assert_non_null(o);
-	assert_memory_equal(o, ((uint8_t[]){10, 0, 2, 3}), 4); /* DNS */
+	/* DNS: passt offers the host's resolvers (10.0.2.3 forwards to the first one) */
 	o = dhcp_opt(bootp, n, 1, &len);
 	assert_non_null(o);
 	assert_memory_equal(o, ((uint8_t[]){255, 255, 255, 0}), 4);
+	o = dhcp_opt(bootp, n, 26, &len); /* interface MTU: the device's default */
+	assert_non_null(o);
+	assert_int_equal(len, 2);
+	assert_int_equal(o[0] << 8 | o[1], 1500);
 }
 
 /* ---- TCP through NAT and a port forward ------------------------------------------------------- */
@@ -278,7 +292,7 @@ static int syn_to_gateway(bool host_loopback, uint8_t *answer, size_t *answer_le
 }
 
 /* By default the gateway is not the host's loopback: nothing connects to the host's
- * 127.0.0.1, and the guest's SYN is refused. */
+ * 127.0.0.1, and the guest gets no SYN-ACK from it. */
 static void test_host_loopback_off(void **state)
 {
 	static uint8_t answer[2048];
@@ -288,18 +302,17 @@ static void test_host_loopback_off(void **state)
 	if (c >= 0)
 		close(c);
 	assert_true(c < 0);
-	assert_true(n > 0);
-	assert_true(is_refusal(answer, n));
+	assert_false(n > 0 && is_synack(answer, n));
 }
 
-/* With host_loopback=on, slirp connects to the host's 127.0.0.1 for the guest. */
+/* With host_loopback=on, passt connects to the host's 127.0.0.1 for the guest. */
 static void test_host_loopback_on(void **state)
 {
 	static uint8_t answer[2048];
 	size_t n;
 	int c = syn_to_gateway(true, answer, &n);
 
-	assert_true(c >= 0); /* slirp reached the host's loopback for the guest */
+	assert_true(c >= 0); /* passt reached the host's loopback for the guest */
 	close(c);
 	assert_true(n > 0);
 	assert_true(is_synack(answer, n)); /* and answered the guest */
@@ -329,7 +342,7 @@ static void test_hostfwd(void **state)
 	int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	assert_true(c >= 0);
 	assert_true(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0 || errno == EINPROGRESS);
-	/* slirp may first ask who 10.0.2.15 is: answer, then expect the SYN */
+	/* passt may first ask who 10.0.2.15 is: answer, then expect the SYN */
 	bool syn = false;
 	for (int round = 0; round < 3 && !syn; round++) {
 		if (!guest_recv(is_arp_or_syn, frame, &n, 1000))
@@ -360,11 +373,132 @@ static void test_port_in_use(void **state)
 	snprintf(fwd, sizeof(fwd), "tcp:127.0.0.1:%u-:22", port);
 	assert_int_equal(start(fwd, err, sizeof(err)), -1);
 	char want[128];
-	snprintf(want, sizeof(want), "net 'net0': hostfwd tcp:127.0.0.1:%u: Address already in use",
+	snprintf(want, sizeof(want),
+		 "net 'net0': passt exited with status 1 at start: Failed to bind any port for "
+		 "'-t 127.0.0.1/%u:22', exiting",
 		 port);
 	assert_string_equal(err, want);
 	dev = NULL;
 	close(l);
+}
+
+static void test_passt_missing(void **state)
+{
+	char err[256];
+
+	setenv("KILN_PASST", "/nonexistent/passt", 1);
+	assert_int_equal(start(NULL, err, sizeof(err)), -1);
+	unsetenv("KILN_PASST");
+	assert_string_equal(err, "net 'net0': cannot run /nonexistent/passt: No such file or "
+				 "directory (install Debian's passt package, or point KILN_PASST "
+				 "at passt)");
+	dev = NULL;
+}
+
+/* The pid of the passt kiln started: the only child of this process that is a passt. */
+static pid_t passt_pid(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	pid_t pid = 0;
+
+	assert_non_null(d);
+	while (!pid && (e = readdir(d))) {
+		char path[300], line[256], *rp;
+		int ppid = 0;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || !(f = fopen(path, "r")))
+			continue;
+		if (fgets(line, sizeof(line), f) && strstr(line, "(passt") &&
+		    (rp = strrchr(line, ')')) && sscanf(rp + 2, "%*c %d", &ppid) == 1 &&
+		    ppid == getpid())
+			pid = atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return pid;
+}
+
+static uint16_t link_status(void)
+{
+	struct virtio_net_config c;
+
+	dev->ops->config_read(dev, 0, &c, sizeof(c));
+	return le16toh(c.status);
+}
+
+/* passt killed mid-run: the guest's link goes down (config status, a config interrupt), the
+ * metric says so, frames the guest still sends are dropped, and the loop runs on. */
+static void test_passt_killed(void **state)
+{
+	struct virtio_net_stats st;
+	uint8_t bootp[1500], frame[128];
+	char err[256];
+	pid_t pid;
+	size_t n;
+
+	assert_int_equal(start(NULL, err, sizeof(err)), 0);
+	dhcp_discover(bootp);
+	assert_int_equal(link_status() & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
+	pid = passt_pid();
+	assert_true(pid > 0);
+	dev->isr = 0;
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	for (int i = 0; i < 200 && (link_status() & VIRTIO_NET_S_LINK_UP); i++)
+		event_loop_run_once(&ev, 10);
+	assert_int_equal(link_status() & VIRTIO_NET_S_LINK_UP, 0);
+	assert_true(dev->isr & VIRTIO_ISR_CONFIG);
+	/* reaped by kiln: no zombie left */
+	for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+		event_loop_run_once(&ev, 10);
+	assert_int_equal(kill(pid, 0), -1);
+	virtio_net_get_stats(dev, &st);
+	assert_int_equal(st.link_down, 1);
+	n = ff_udp(frame, gw_mac, guest_mac, "10.0.2.15", "10.0.2.2", 1000, 9, "x", 1);
+	guest_send(frame, n);
+	for (int i = 0; i < 10; i++)
+		event_loop_run_once(&ev, 5);
+	virtio_net_get_stats(dev, &st);
+	assert_true(st.tx_dropped >= 1);
+	assert_int_equal(st.tx_errors, 0);
+}
+
+/* A passt the user started, listening on its own socket (passt=PATH): DHCP through it. */
+static void test_user_started(void **state)
+{
+	char dir[] = "/tmp/kiln-test-passt.XXXXXX", sock[64], err[256];
+	uint8_t bootp[1500];
+	pid_t pid;
+	int status;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(sock, sizeof(sock), "%s/passt.sock", dir);
+	pid = fork();
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("passt", "passt", "--foreground", "--one-off", "--ipv4-only", "--socket", sock,
+		       "--address", "10.0.2.15", "--netmask", "24", "--gateway", "10.0.2.2",
+		       "--runas", "65534:65534", (char *)NULL);
+		_exit(127);
+	}
+	assert_true(pid > 0);
+	chmod(dir, 0777); /* passt (nobody) makes its socket there */
+	for (int i = 0; i < 300 && access(sock, F_OK); i++)
+		usleep(10000);
+	assert_int_equal(start_full(NULL, false, sock, err, sizeof(err)), 0);
+	dhcp_discover(bootp);
+	assert_memory_equal(bootp + 16, ((uint8_t[]){10, 0, 2, 15}), 4); /* yiaddr */
+	fv_teardown(&ev, &v, &dev); /* closes the connection: a --one-off passt exits */
+	dev = NULL;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	unlink(sock);
+	rmdir(dir);
+	assert_int_equal(fv_setup(&ev, &v), 0); /* for teardown */
 }
 
 int main(void)
@@ -375,6 +509,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_host_loopback_on, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostfwd, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_passt_missing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_passt_killed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_user_started, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
