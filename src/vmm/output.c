@@ -238,13 +238,20 @@ int output_open(struct output *o, const char *name, int fd, struct event_loop *e
 		/* The same fd as another output (both on a non-blocking stdout): a dup of ours. */
 		if (ret == -EEXIST && !(ret = outfd_dup(&o->w)))
 			ret = event_add_control(ev, o->w.fd, 0, output_ready, o);
+		/* A device epoll cannot watch (/dev/null, some character devices): its writes
+		 * never wait for a reader; a backlog is flushed by the next write. */
+		if (ret == -EPERM) {
+			o->w.pollable = false;
+			ret = 0;
+		} else if (!ret) {
+			o->watched = true;
+		}
 		if (ret) {
 			snprintf(err, errlen, "%s: output: event loop: %s", name, strerror(-ret));
 			pthread_mutex_destroy(&o->lock);
 			outfd_close(&o->w);
 			return ret;
 		}
-		o->watched = true;
 	}
 	o->open = true;
 	return 0;

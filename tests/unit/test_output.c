@@ -127,6 +127,29 @@ static void *slow_read(void *arg)
 
 /* At the end: the backlog waits for a reader that comes within the time given, and a reader
  * that never comes costs that time at most, the backlog counted as dropped. */
+/* Output to /dev/null (a daemon's stdout): epoll cannot watch it (EPERM), and kiln must start
+ * anyway and write everything there. */
+static void test_output_devnull(void **state)
+{
+	struct event_loop ev;
+	struct output o;
+	char err[200] = "", buf[10000];
+	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	assert_true(fd >= 0);
+	assert_int_equal(event_loop_init(&ev), 0);
+	assert_int_equal(output_open(&o, "serial", fd, &ev, err, sizeof(err)), 0);
+	memset(buf, 'x', sizeof(buf));
+	for (int i = 0; i < 100; i++)
+		output_write(&o, buf, sizeof(buf));
+	assert_int_equal(stats(&o).bytes, 100 * sizeof(buf));
+	assert_int_equal(stats(&o).dropped, 0);
+	output_drain(&o, 100);
+	output_close(&o);
+	event_loop_destroy(&ev);
+	close(fd);
+}
+
 static void test_output_drain(void **state)
 {
 	struct sink k;
@@ -367,6 +390,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_output_reader_gone),
+	    cmocka_unit_test(test_output_devnull),
 	    cmocka_unit_test(test_output_drain),
 	    cmocka_unit_test(test_output_stream),
 	    cmocka_unit_test(test_console_flood),
