@@ -21,6 +21,8 @@
 #   BENCH_BLK_FILE [BENCH_OUT/blk.img]  BENCH_BLK_MIB [1024]  BENCH_BLK_SECONDS per run [1]
 #   BENCH_NET               the in-process virtio-net benchmark on a TAP [bench/net in kiln's
 #                           build dir]; "off" leaves it out (needs root: skipped without)
+#   BENCH_USERNET           guest <-> host TCP through passt (user-mode networking) [bench/usernet
+#                           in kiln's build dir]; "off" leaves it out (needs root and passt)
 #   BENCH_NOTE              a line for the results header (e.g. "host shared, under load")
 #   BENCH_RESULTS           where the table goes [bench/results.md]
 set -euo pipefail
@@ -45,6 +47,7 @@ blk_file=${BENCH_BLK_FILE:-$out/blk.img}
 blk_mib=${BENCH_BLK_MIB:-1024}
 blk_s=${BENCH_BLK_SECONDS:-1}
 netb=${BENCH_NET:-$(dirname "$kiln")/bench/net}
+usernetb=${BENCH_USERNET:-$(dirname "$kiln")/bench/usernet}
 mem_mib=128       # tiny-image VMs: 128 MiB, 1 vCPU
 linux_mem_mib=256 # the default guest, as `make run` boots it
 linux_cpus=${BENCH_LINUX_CPUS:-2}
@@ -104,16 +107,13 @@ note() { notes+=("$*"); echo "bench: note: $*" >&2; }
 
 # --- VMMs: name, kind, binary -----------------------------------------------------------------
 # rawkvm is not a peer but the floor: a minimal KVM program (bench/rawkvm.c) that echoes COM1;
-# rawkvm-static is the same linked statically with musl, the floor for a static kiln. kiln-full
-# is kiln's dynamic build (what `kiln api` and --net user run, docs/design.md "Two builds").
-# The three are measured for start-up and memory only.
+# rawkvm-static is the same linked statically with musl, the floor for a static kiln. Both are
+# measured for start-up and memory only.
 names=(kiln rawkvm) kinds=(kiln raw) bins=("$kiln" "$out/rawkvm")
 add_peer() { # NAME KIND BIN
 	names+=("$1") kinds+=("$2") bins+=("$3")
 }
 [ -x "$out/rawkvm-static" ] && add_peer rawkvm-static raw "$out/rawkvm-static"
-kiln_full=$(dirname "$kiln")/kiln-full
-[ -x "$kiln_full" ] && add_peer kiln-full kiln-full "$kiln_full"
 qemu=${BENCH_QEMU:-$(command -v qemu-system-x86_64 || true)}
 if [ "$qemu" = off ]; then
 	note "QEMU left out (BENCH_QEMU=off)"
@@ -156,8 +156,7 @@ vmm_cmd() {
 		IMG=$bz
 		CMD=("$bin" --echo "$bz" "$mem")
 		;;
-	kiln | kiln-full)
-		[ "$kind" = kiln ] || [ "$what" = tiny ] || { WHY="measured for start-up and memory only"; return 1; }
+	kiln)
 		IMG=${bz:-$elf}
 		CMD=("$bin" run --kernel "$IMG" --memory "${mem}M" --cpus "$cpus" --serial stdio)
 		[ "$what" = linux ] && CMD+=(--initrd "$initrd" --cmdline "$linux_cmdline")
@@ -214,7 +213,7 @@ for i in "${!names[@]}"; do
 		echo "bench: ${names[$i]} boots the tiny image (${IMG##*/}): $(key "$line" t_us) us"
 	else
 		why=$(cat "$log.harness" "$log" 2>/dev/null | grep -v '^$' | head -3 | tr '\n' ' ')
-		case ${kinds[$i]} in kiln | kiln-full | raw) die "${names[$i]} cannot boot the tiny image: $why" ;; esac
+		case ${kinds[$i]} in kiln | raw) die "${names[$i]} cannot boot the tiny image: $why" ;; esac
 		note "${names[$i]} skipped: it did not boot the tiny image: $why"
 	fi
 done
@@ -297,7 +296,7 @@ if [ "$linux" = 1 ]; then
 	for ((r = 1; r <= linux_runs; r++)); do
 		for i in "${active[@]}"; do
 			n=${names[$i]}
-			case ${kinds[$i]} in raw | kiln-full) continue ;; esac
+			case ${kinds[$i]} in raw) continue ;; esac
 			if ! vmm_cmd "${kinds[$i]}" "${bins[$i]}" linux "$linux_mem_mib"; then
 				[ "$r" = 1 ] && note "$n: Linux boot not measured: $WHY"
 				continue
@@ -340,7 +339,7 @@ echo "bench: density: as many ${mem_mib} MiB VMs as start in ${density_s} s (at 
 for ((r = 1; r <= density_runs; r++)); do
 	for i in "${active[@]}"; do
 		n=${names[$i]}
-		case ${kinds[$i]} in raw | kiln-full) continue ;; esac
+		case ${kinds[$i]} in raw) continue ;; esac
 		vmm_cmd "${kinds[$i]}" "${bins[$i]}" tiny "$mem_mib"
 		run_bg "$out/line" "$out/density" --seconds "$density_s" --max "$density_max" \
 			--mem-mib "$mem_mib" -- "${CMD[@]}" 2>"$out/logs/density-$n.err" ||
@@ -403,6 +402,26 @@ else
 		record "net_${d}_${sz}_pps" "$impl" "$(key "$line" pps)"
 		record "net_${d}_${sz}_mbps" "$impl" "$(key "$line" mbps)"
 	done < <(grep '^net ' "$out/net.txt")
+fi
+
+# --- 9. user-mode networking through passt (bench/usernet.c, no KVM) -----------------------------
+if [ "$usernetb" = off ]; then
+	note "user-mode networking throughput not measured (BENCH_USERNET=off)"
+elif [ ! -x "$usernetb" ]; then
+	note "user-mode networking throughput not measured: no $usernetb (built with kiln by meson)"
+else
+	echo "bench: guest <-> host TCP through passt: $runs runs"
+	rc=0
+	run_bg "$out/usernet.txt" "$usernetb" -r "$runs" 2>"$out/logs/usernet.err" || rc=$?
+	if [ "$rc" = 77 ]; then
+		note "user-mode networking throughput not measured: $(head -c 200 "$out/usernet.txt")"
+	elif [ "$rc" != 0 ]; then
+		die "bench/usernet failed: $(tail -c 300 "$out/logs/usernet.err")"
+	fi
+	while read -r line; do
+		d=$(key "$line" dir) impl=$(key "$line" impl)
+		record "usernet_${d}_mbps" "$impl" "$(key "$line" mbps)"
+	done < <(grep '^usernet ' "$out/usernet.txt")
 fi
 
 # --- table ------------------------------------------------------------------------------------
@@ -468,6 +487,8 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	row net_tx_1514_mbps "virtio-net on a TAP: guest -> host, 1514-byte frames" Mbit/s
 	row net_tx_65000_pps "virtio-net on a TAP: guest -> host, 65000-byte frames" pkts/s
 	row net_tx_65000_mbps "virtio-net on a TAP: guest -> host, 65000-byte frames" Mbit/s
+	row usernet_up_mbps "user-mode networking (passt): guest -> host TCP" Mbit/s
+	row usernet_down_mbps "user-mode networking (passt): host -> guest TCP" Mbit/s
 	echo
 	echo "Ratios (medians):"
 	echo
@@ -475,11 +496,9 @@ ratio() { # BENCH-KEY A B LABEL: median(A)/median(B)
 	ratio mem_rss kiln rawkvm "memory overhead (RSS) kiln / rawkvm"
 	ratio startup kiln rawkvm-static "startup kiln / rawkvm-static (the floor for a static binary)"
 	ratio mem_rss kiln rawkvm-static "memory overhead (RSS) kiln / rawkvm-static"
-	ratio startup kiln-full rawkvm "startup kiln-full / rawkvm (both dynamic, glibc)"
-	ratio mem_rss kiln-full rawkvm "memory overhead (RSS) kiln-full / rawkvm"
 	for i in "${active[@]}"; do
 		p=${names[$i]}
-		case ${kinds[$i]} in kiln | kiln-full | raw) continue ;; esac
+		case ${kinds[$i]} in kiln | raw) continue ;; esac
 		ratio startup kiln "$p" "startup kiln / $p"
 		ratio mem_rss kiln "$p" "memory overhead (RSS) kiln / $p"
 		ratio mem_uss kiln "$p" "memory overhead (USS) kiln / $p"
@@ -518,14 +537,14 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	echo "- load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- kiln: $("$kiln" --version 2>/dev/null | head -1)"
 	echo "- rawkvm: bench/rawkvm.c, the floor (minimal KVM_RUN loop, not a peer); rawkvm-static: the same, static with musl"
-	[ -x "$kiln_full" ] && echo "- kiln-full: $kiln_full ($("$kiln_full" --version 2>/dev/null | head -1)), kiln's dynamic build: start-up and memory only"
 	for i in "${active[@]}"; do
-		case ${kinds[$i]} in kiln | kiln-full | raw) continue ;; esac
+		case ${kinds[$i]} in kiln | raw) continue ;; esac
 		echo "- ${names[$i]}: ${bins[$i]} ($("${bins[$i]}" --version 2>/dev/null | head -1))"
 	done
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"
 	[ -s "$out/blk.txt" ] && echo "- virtio-blk in process: bench/blk, ${blk_mib} MiB file in the page cache ($(df -PT "$(dirname "$blk_file")" | awk 'NR==2{print $2}')), ${blk_s} s per run and implementation in 10 slices taken in turn (kiln-uring, raw-uring, kiln-sync, raw-preadv)"
 	[ -s "$out/net.txt" ] && echo "- virtio-net in process: bench/net, a TAP in its own network namespace, 20 batches of 1000 frames per run and direction; raw and kiln interleaved run by run"
+	[ -s "$out/usernet.txt" ] && echo "- user-mode networking: bench/usernet, a network namespace with a TAP as the guest's TCP stack, one 64 MiB connection per run and direction, through passt to the host's loopback"
 	[ "$linux" = 1 ] && echo "- Linux guest: $linux_kernel + $(basename "$linux_initrd"), ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
 	[ -n "${BENCH_NOTE:-}" ] && echo "- note: $BENCH_NOTE"
 	[ "$runs" -lt 10 ] && echo "- note: only $runs runs per benchmark (BENCH_RUNS), fewer than the 10 asked for"

@@ -8,9 +8,9 @@
  *   up    guest -> host: the guest writes, the host reads to the end;
  *   down  host -> guest: the host writes, the guest reads to the end.
  * The clock runs from connect() to the receiver seeing the end of the stream, in the guest's
- * thread. Backends: passt (out of process), and libslirp (in process) while kiln still has it.
- * Both see the same frames, the same MTU (1500, no offloads) and the same loop; runs
- * alternate between them.
+ * thread. The backend is passt (out of process), with the guest's MTU (1500, no offloads).
+ * Commit 7cf4165 ran libslirp, which passt replaced, beside it in the same way
+ * (docs/benchmarks.md, "User-mode networking").
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,11 +42,10 @@
 
 const char *const bench_name = "usernet";
 
-enum impl { PASST, SLIRP, IMPL__COUNT };
-static const char *const impl_names[] = {"passt", "slirp"};
+enum impl { PASST, IMPL__COUNT };
+static const char *const impl_names[] = {"passt"};
 static int (*const impl_create[])(const struct net_config *, struct event_loop *,
-				  struct net_backend **, char *, size_t) = {net_passt_create,
-									     net_slirp_create};
+				  struct net_backend **, char *, size_t) = {net_passt_create};
 
 static unsigned runs = 5;
 static uint64_t bytes = 64 * MiB;
@@ -279,9 +278,9 @@ int main(int argc, char **argv)
 			bytes = (uint64_t)atoi(optarg) * MiB;
 		else {
 			fputs("usage: usernet [-r RUNS] [-m MIB]\n"
-			      "guest <-> host TCP through kiln's user-mode networking backends\n"
-			      "(passt, libslirp), MIB MiB per connection (default 64), runs\n"
-			      "alternating. The guest is a network namespace with a TAP: needs\n"
+			      "guest <-> host TCP through kiln's user-mode networking (passt),\n"
+			      "MIB MiB per connection (default 64). The guest is a network\n"
+			      "namespace with a TAP: needs\n"
 			      "CAP_SYS_ADMIN, CAP_NET_ADMIN and /dev/net/tun (exit 77 without).\n"
 			      "One line per run: dir impl run bytes seconds mbps (Mbit/s).\n",
 			      c == 'h' ? stdout : stderr);

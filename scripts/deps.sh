@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
 	gcc make meson ninja-build pkg-config python3 musl-tools
 	dpkg-dev cmake # scripts/static-libs.sh: the static kiln's libmicrohttpd and jansson
-	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev libslirp-dev curl
+	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev curl
 	clang
 	passt # user-mode networking (--net user), run as a process of its own
 	cpio lz4 xz-utils zstd kmod

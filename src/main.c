@@ -14,14 +14,10 @@
 #include "util/log.h"
 #include "vmm/vm.h"
 
-#ifdef KILN_LEAN
+#ifdef KILN_STATIC
 #define KILN_FLAVOUR "static"
-#define BUILD_NOTE                                                                         \
-	"\nThis is the static build; it serves the REST API itself. `kiln run --net user` runs\n" \
-	"kiln-full, the dynamic build, found next to this binary or in " KILN_LIBEXEC_DIR ".\n"
 #else
-#define KILN_FLAVOUR "full"
-#define BUILD_NOTE ""
+#define KILN_FLAVOUR "dynamic"
 #endif
 
 static void usage(FILE *f)
@@ -38,7 +34,8 @@ static void usage(FILE *f)
 		   "\n"
 		   "environment:\n"
 		   "  KILN_LOG        log level: error, warn (default), info, debug\n"
-		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n" BUILD_NOTE,
+		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n"
+		   "  KILN_PASST      the passt that --net user runs (default: passt in PATH)\n",
 		KILN_GUEST_DIR);
 }
 
@@ -52,48 +49,6 @@ static void log_level_from_env(void)
 		if (strcmp(s, names[i]) == 0)
 			log_set_level((enum log_level)i);
 }
-
-#ifdef KILN_LEAN
-/*
- * The static build (docs/design.md, "Two builds") serves the REST API (libmicrohttpd and
- * jansson linked in) but carries no user-mode networking: libslirp needs glib, which has no
- * static build to link. For --net user it executes kiln-full, the dynamic build of the same
- * sources, with the same arguments, before it has opened anything: next to this binary (the
- * build tree), else in KILN_LIBEXEC_DIR (an installed kiln). Returns only on failure.
- */
-static int exec_full(char **argv, const char *why)
-{
-	char self[PATH_MAX], path[PATH_MAX + 16];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	char *slash;
-
-	if (n > 0) {
-		self[n] = '\0';
-		slash = strrchr(self, '/');
-		if (slash) {
-			snprintf(path, sizeof(path), "%.*s/kiln-full", (int)(slash - self), self);
-			if (access(path, X_OK) == 0) {
-				execv(path, argv);
-				fprintf(stderr, "kiln: %s needs %s: %s\n", why, path, strerror(errno));
-				return 1;
-			}
-		}
-	}
-	snprintf(path, sizeof(path), "%s/kiln-full", KILN_LIBEXEC_DIR);
-	execv(path, argv);
-	fprintf(stderr, "kiln: %s needs kiln-full, not found next to this binary or at %s: %s\n",
-		why, path, strerror(errno));
-	return 1;
-}
-
-static bool needs_full(const struct vm_config *c)
-{
-	for (unsigned i = 0; i < c->nr_nets; i++)
-		if (!c->nets[i].tap)
-			return true;
-	return false;
-}
-#endif
 
 /* With no --kernel, boot the default guest built by `make guest`. */
 static int resolve_default_guest(struct vm_config *c, char *err, size_t errlen)
@@ -135,7 +90,7 @@ static int resolve_default_guest(struct vm_config *c, char *err, size_t errlen)
 	return 0;
 }
 
-static int cmd_run(char **full_argv, int argc, char **argv)
+static int cmd_run(int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct vm vm;
@@ -147,14 +102,6 @@ static int cmd_run(char **full_argv, int argc, char **argv)
 		vm_config_free(&cfg);
 		return 0;
 	}
-#ifdef KILN_LEAN
-	if (ret == 0 && needs_full(&cfg)) {
-		vm_config_free(&cfg);
-		return exec_full(full_argv, "user-mode networking (--net user)");
-	}
-#else
-	(void)full_argv;
-#endif
 	if (ret == 0)
 		ret = resolve_default_guest(&cfg, err, sizeof(err));
 	if (ret == 0)
@@ -274,7 +221,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argv, argc - 2, argv + 2);
+		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "api") == 0)
 		return cmd_api(argc - 2, argv + 2);
 	fprintf(stderr, "kiln: unknown command '%s' (try `kiln --help`)\n", argv[1]);

@@ -29,9 +29,9 @@ struct mhd_fns {
 	MHD_FUNCTIONS(MHD_FN_PTR)
 };
 
-#ifdef KILN_LEAN
+#ifdef KILN_STATIC
 /* The static kiln links libmicrohttpd itself (built without TLS by scripts/static-libs.sh;
- * docs/design.md "Two builds"), and a static binary cannot dlopen: the table holds the
+ * docs/design.md "One static binary"), and a static binary cannot dlopen: the table holds the
  * functions. */
 #define MHD_FN_DIRECT(f) .f = MHD_##f,
 static const struct mhd_fns mhd = { MHD_FUNCTIONS(MHD_FN_DIRECT) };

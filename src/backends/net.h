@@ -83,10 +83,6 @@ int net_fd_backend_create(int fd, bool is_tap, struct event_loop *ev,
 int net_passt_create(const struct net_config *cfg, struct event_loop *ev,
 		     struct net_backend **out, char *err, size_t errlen) __must_check;
 
-/* The libslirp backend that passt replaces, kept only until bench/usernet has measured both. */
-int net_slirp_create(const struct net_config *cfg, struct event_loop *ev,
-		     struct net_backend **out, char *err, size_t errlen) __must_check;
-
 static inline void net_backend_destroy(struct net_backend *b)
 {
 	if (b)

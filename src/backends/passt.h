@@ -15,6 +15,7 @@
 #define PASST_GATEWAY "10.0.2.2"
 #define PASST_DNS "10.0.2.3"
 #define PASST_PREFIX_LEN "24"
+#define PASST_MAC "52:55:0a:00:02:02" /* the gateway's, locally administered */
 #define PASST_MAX_ARGS (32 + 2 * VM_CONFIG_MAX_HOSTFWD)
 #define PASST_START_MS 5000 /* passt has this long to be ready */
 

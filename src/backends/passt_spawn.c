@@ -13,10 +13,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +86,12 @@ int passt_build_argv(const char *bin, const struct net_config *cfg, const char *
 	if (runas)
 		ret |= add_arg(&b, "--runas=%s", runas);
 	ret |= add_arg(&b, "--ipv4-only");
+	/* Every address is given below, so passt needs no interface of the host's to copy them
+	 * from: naming the loopback one lets it start where there is no default route (an
+	 * isolated host, a network namespace). Outbound traffic still follows the host's
+	 * routes. passt's own MAC, else copied from that interface, is fixed. */
+	ret |= add_arg(&b, "--interface=lo");
+	ret |= add_arg(&b, "--mac-addr=" PASST_MAC);
 	ret |= add_arg(&b, "--address=" PASST_GUEST_ADDR);
 	ret |= add_arg(&b, "--netmask=" PASST_PREFIX_LEN);
 	ret |= add_arg(&b, "--gateway=" PASST_GATEWAY);
@@ -339,13 +346,75 @@ static int wait_ready(struct passt_child *ch, int ready_fd)
 	}
 }
 
+/* Find bin (a path, or a name looked up in PATH) as an executable file; into path. */
+static int find_bin(const char *bin, char *path, size_t len)
+{
+	const char *dirs = getenv("PATH");
+
+	if (strchr(bin, '/')) {
+		snprintf(path, len, "%s", bin);
+		return access(path, X_OK) ? -errno : 0;
+	}
+	if (!dirs || !*dirs)
+		dirs = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *d = dirs; *d;) {
+		const char *end = strchrnul(d, ':');
+
+		snprintf(path, len, "%.*s/%s", (int)(end - d), end == d ? "." : d, bin);
+		if (!access(path, X_OK))
+			return 0;
+		d = *end ? end + 1 : end;
+	}
+	return -ENOENT;
+}
+
+/* The child between vfork() and execve(): it shares kiln's memory, so only system calls, no
+ * libc state. Default signal actions and an empty mask (kiln blocks signals for its
+ * signalfd), a process group of its own (a ^C on kiln's terminal does not reach passt),
+ * stdin /dev/null, stdout and stderr to out, the stream socket at 3, and nothing else:
+ * every other fd kiln has (or inherited) is closed. */
+static __noreturn void child(const char *path, const char *const *argv, int sock, int out,
+			     volatile int *exec_errno)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} dfl = {.handler = SIG_DFL};
+	uint64_t none = 0;
+	int null;
+
+	for (int sig = 1; sig <= 64; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof(dfl.mask));
+	syscall(SYS_setpgid, 0, 0);
+	null = (int)syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY);
+	if (null < 0 || syscall(SYS_dup2, null, 0) < 0 || syscall(SYS_dup2, out, 1) < 0 ||
+	    syscall(SYS_dup2, out, 2) < 0 || syscall(SYS_dup2, sock, 3) < 0)
+		goto fail;
+	if (syscall(SYS_close_range, 4, ~0U, 0) < 0)
+		for (int fd = 4; fd < 65536; fd++) /* kernels before 5.9 */
+			syscall(SYS_close, fd);
+	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+	syscall(SYS_execve, path, argv, environ);
+fail:
+	*exec_errno = errno;
+	syscall(SYS_exit, 127);
+	__builtin_unreachable();
+}
+
+/* Start bin with argv. Returns 0, or a positive errno (exec failed: not found, not allowed). */
 static int spawn(const char *bin, const char *const *argv, int sock, int out_w, pid_t *pid)
 {
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, all;
+	volatile int exec_errno = 0;
+	char path[PATH_MAX];
+	sigset_t all, old;
 	int hi[2] = {-1, -1}, ret;
 
+	ret = find_bin(bin, path, sizeof(path));
+	if (ret)
+		return -ret;
 	/* Above 3 first, so that placing them at 1-3 cannot overwrite one another. */
 	hi[0] = fcntl(sock, F_DUPFD_CLOEXEC, 10);
 	hi[1] = fcntl(out_w, F_DUPFD_CLOEXEC, 10);
@@ -353,24 +422,19 @@ static int spawn(const char *bin, const char *const *argv, int sock, int out_w, 
 		ret = errno;
 		goto out;
 	}
-	sigemptyset(&none);
+	/* No signal handler of kiln's may run in the child while it shares kiln's memory. */
 	sigfillset(&all);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&at);
-	/* kiln blocks signals for its signalfd: passt gets a clean mask and default actions,
-	 * and a process group of its own, so a ^C on kiln's terminal does not reach it. */
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-					      POSIX_SPAWN_SETPGROUP);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &all);
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, hi[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, hi[1], 2);
-	posix_spawn_file_actions_adddup2(&fa, hi[0], 3);
-	ret = posix_spawnp(pid, bin, &fa, &at, (char *const *)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	*pid = vfork();
+	if (*pid == 0)
+		child(path, argv, hi[0], hi[1], &exec_errno);
+	ret = *pid < 0 ? errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!ret && exec_errno) { /* the child has exited: reap it */
+		ret = exec_errno;
+		while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 out:
 	for (unsigned i = 0; i < 2; i++)
 		if (hi[i] >= 0)

@@ -1,10 +1,10 @@
-/* dynlib.h: load an optional library (libslirp, libmicrohttpd) the first time it is needed.
+/* dynlib.h: load an optional library (libmicrohttpd) the first time it is needed, in the
+ * dynamic glibc build (tests, ASan, hosts without musl; the static kiln links it).
  *
- * kiln links only what every VM uses. A library that a feature alone needs, and that brings a
- * tree of others (libmicrohttpd: gnutls and 9 more; libslirp: glib, pcre2), is opened with
- * dlopen() when that feature starts: `kiln run` without --net user never maps them, which
- * keeps exec -> first guest instruction and the VMM's RSS small (docs/design.md "Start-up
- * order"). Each user declares its function pointers with the types of the library's own
+ * A library that a feature alone needs, and that brings a tree of others (Debian's
+ * libmicrohttpd: gnutls and 9 more), is opened with dlopen() when that feature starts: `kiln
+ * run` never maps it, which keeps exec -> first guest instruction and the VMM's RSS small
+ * (docs/design.md "Start-up order"). Each user declares its function pointers with the types of the library's own
  * header (__typeof__), so a call through them is checked like a direct call.
  */
 #pragma once

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-guest e2e test: virtio-net over a TAP and over user-mode networking (libslirp), one boot.
+# Real-guest e2e test: virtio-net over a TAP and over user-mode networking (passt), one boot.
 #
 # Usage: tests/e2e/net.sh KILN GUESTDIR [debian|kiln|auto]    (see lib.sh)
 # Environment: E2E_NET_MIB  MiB sent each way over the TAP (default 4); lib.sh's variables.

@@ -421,6 +421,31 @@ static pid_t passt_pid(void)
 	return pid;
 }
 
+/* Does process pid hold an fd open on target? */
+static bool has_fd_to(pid_t pid, const char *target)
+{
+	char dir[64], path[400], link[256];
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = '\0';
+			found |= !strcmp(link, target);
+		}
+	}
+	closedir(d);
+	return found;
+}
+
 static uint16_t link_status(void)
 {
 	struct virtio_net_config c;
@@ -439,11 +464,16 @@ static void test_passt_killed(void **state)
 	pid_t pid;
 	size_t n;
 
+	int inherited = open("/dev/zero", O_RDONLY); /* no O_CLOEXEC: passt must not get it */
+
+	assert_true(inherited >= 0);
 	assert_int_equal(start(NULL, err, sizeof(err)), 0);
 	dhcp_discover(bootp);
 	assert_int_equal(link_status() & VIRTIO_NET_S_LINK_UP, VIRTIO_NET_S_LINK_UP);
 	pid = passt_pid();
 	assert_true(pid > 0);
+	assert_false(has_fd_to(pid, "/dev/zero"));
+	close(inherited);
 	dev->isr = 0;
 	assert_int_equal(kill(pid, SIGKILL), 0);
 	for (int i = 0; i < 200 && (link_status() & VIRTIO_NET_S_LINK_UP); i++)
@@ -482,7 +512,8 @@ static void test_user_started(void **state)
 		dup2(null, 2);
 		execlp("passt", "passt", "--foreground", "--one-off", "--ipv4-only", "--socket", sock,
 		       "--address", "10.0.2.15", "--netmask", "24", "--gateway", "10.0.2.2",
-		       "--runas", "65534:65534", (char *)NULL);
+		       "--interface", "lo", "--mac-addr", "52:55:0a:00:02:02", "--runas",
+		       "65534:65534", (char *)NULL);
 		_exit(127);
 	}
 	assert_true(pid > 0);
