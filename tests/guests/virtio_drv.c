@@ -127,8 +127,8 @@ static uint64_t bar_address(unsigned slot, unsigned bar)
 	cfg_write32(slot, reg, 0xffffffffu);
 	uint32_t size = ~(cfg_read32(slot, reg) & ~0xfu) + 1;
 	if (!size || size > BAR_FALLBACK_MAX)
-		fail("00:%02x.0: BAR%u of 0x%x bytes is unassigned and too big to place", slot,
-		     bar, size);
+		fail("00:%02x.0: BAR%u of 0x%x bytes is unassigned and too big to place", slot, bar,
+		     size);
 	addr = BAR_FALLBACK_BASE + (uint64_t)slot * BAR_FALLBACK_MAX;
 	cfg_write32(slot, reg, (uint32_t)addr);
 	if ((lo & 0x6) == PCI_BAR_TYPE_64)
@@ -191,7 +191,8 @@ bool vdev_find(struct vdev *d, uint16_t type)
 	for (unsigned slot = 1; slot < 32; slot++) {
 		uint32_t id = cfg_read32(slot, 0);
 
-		if ((id & 0xffff) != PCI_VENDOR_VIRTIO || id >> 16 != PCI_DEVICE_MODERN + (uint32_t)type)
+		if ((id & 0xffff) != PCI_VENDOR_VIRTIO ||
+		    id >> 16 != PCI_DEVICE_MODERN + (uint32_t)type)
 			continue;
 		d->slot = slot;
 		d->type = type;
@@ -277,8 +278,8 @@ void vdev_setup_queue(struct vdev *d, struct vq *q, uint16_t index)
 	mmio_write32(d->common + CC_QUEUE_DRIVER + 4, (uint32_t)(avail >> 32));
 	mmio_write32(d->common + CC_QUEUE_DEVICE, (uint32_t)used);
 	mmio_write32(d->common + CC_QUEUE_DEVICE + 4, (uint32_t)(used >> 32));
-	q->notify = d->notify +
-		    (uint64_t)mmio_read16(d->common + CC_QUEUE_NOTIFY_OFF) * d->notify_mult;
+	q->notify =
+	    d->notify + (uint64_t)mmio_read16(d->common + CC_QUEUE_NOTIFY_OFF) * d->notify_mult;
 	mmio_write16(d->common + CC_QUEUE_ENABLE, 1);
 	if (mmio_read16(d->common + CC_QUEUE_ENABLE) != 1 ||
 	    (vdev_status(d) & (STATUS_NEEDS_RESET | STATUS_FAILED)))

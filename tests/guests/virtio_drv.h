@@ -69,12 +69,12 @@ struct vq {
 
 /* One device: where its structures are in its BAR(s), mapped at their bus addresses. */
 struct vdev {
-	unsigned slot;	    /* 00:slot.0 */
-	uint16_t type;	    /* VIRTIO_ID_* */
-	uint64_t common;    /* common configuration */
-	uint64_t isr;	    /* ISR status byte */
-	uint64_t device;    /* device-specific configuration (0: the device has none) */
-	uint64_t notify;    /* notification area */
+	unsigned slot;	 /* 00:slot.0 */
+	uint16_t type;	 /* VIRTIO_ID_* */
+	uint64_t common; /* common configuration */
+	uint64_t isr;	 /* ISR status byte */
+	uint64_t device; /* device-specific configuration (0: the device has none) */
+	uint64_t notify; /* notification area */
 	uint32_t notify_mult;
 	uint64_t offered;  /* device features */
 	uint64_t features; /* negotiated: offered & wanted */
