@@ -22,7 +22,7 @@ if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
 fi
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-console-flood.XXXXXX") || exit 2
-reader="" pid="" case=""
+reader="" pid="" what=""
 cleanup() {
 	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
 	[ -n "$reader" ] && kill "$reader" 2>/dev/null
@@ -30,7 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() {
-	echo "guest console_flood ($case): FAILED: $*"
+	echo "guest console_flood ($what): FAILED: $*"
 	echo "---- kiln's stderr ----"
 	cat "$dir/err"
 	if [ -f "$dir/com1" ]; then
@@ -50,7 +50,7 @@ dropped() {
 
 # run CASE OUTPUTS KILN-ARGS...: OUTPUTS are the kiln output names that must report drops.
 run() {
-	case=$1 outputs=$2
+	what=$1 outputs=$2
 	shift 2
 	rm -f "$dir/out" "$dir/err" "$dir/com1"
 	mkfifo "$dir/out" || exit 2
@@ -106,7 +106,7 @@ run() {
 	reader=""
 	[ "$status" -eq 143 ] || fail "exit status $status after SIGTERM, expected 143"
 	[ "$took" -le 1000 ] || fail "SIGTERM took $took ms to end kiln (at most 1000)"
-	echo "guest console_flood ($case): ok (drops after $waited ms;$report" \
+	echo "guest console_flood ($what): ok (drops after $waited ms;$report" \
 		"SIGTERM ended kiln in $took ms, exit $status)"
 }
 
