@@ -13,18 +13,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "backends/net.h"
 #include "backends/passt.h"
 #include "backends/passt_stream.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "virtio/queue.h"
 
 #define PASST_SOCK_BUF (4 << 20) /* bytes each way, as far as net.core.[rw]mem_max allow */
+#define PASST_SKB_SLACK 8192	 /* the kernel's overhead on a queued frame, generously */
+#define PASST_FINISH_MS 50	 /* for the rest of a frame the socket took in part */
 
 struct passt {
 	struct net_backend be; /* first */
@@ -33,9 +39,7 @@ struct passt {
 	bool want_rx, want_tx;
 	char id[VM_CONFIG_ID_MAX]; /* the interface's, for log lines */
 	struct passt_child child;
-	/* A frame the socket took only part of: the rest goes first, on EPOLLOUT. */
-	uint8_t *tx_pend;
-	size_t tx_pend_len, tx_pend_off;
+	int sndbuf; /* SO_SNDBUF of our end, in the kernel's accounting */
 	struct passt_rx rx; /* last: large */
 };
 
@@ -46,7 +50,7 @@ static void update_poll(struct passt *p)
 	if (p->registered)
 		event_mod(p->be.ev, p->fd,
 			  (p->want_rx ? EPOLLIN : 0) |
-				  (p->want_tx || p->tx_pend_len ? EPOLLOUT : 0));
+				  (p->want_tx ? EPOLLOUT : 0));
 }
 
 /* passt is gone: say so once, stop watching the socket. The caller reports readiness (or is
@@ -69,23 +73,47 @@ static void passt_gone(struct passt *p, const char *why)
 	log_err("net '%s': %s %s: the interface is down (the VM runs on)", p->id, p->be.name, why);
 }
 
-/* Write the rest of a partly sent frame. Returns 0 (all out), -EAGAIN, -ENOTCONN. */
-static int flush_pending(struct passt *p)
+/* Would a frame of total bytes fit in the socket now, whole? passt reads a frame it has begun
+ * with one more (blocking) recv() and drops it, and loses its place in the stream, if that
+ * recv() returns less than the rest: so kiln never leaves part of a frame in the socket, and
+ * sends only when the whole frame fits. EPOLLOUT on a Unix stream socket means at most a
+ * quarter of the buffer is in use, so once the socket has drained a frame always fits. */
+static bool frame_fits(struct passt *p, size_t total)
 {
-	while (p->tx_pend_len) {
-		ssize_t w = send(p->fd, p->tx_pend + p->tx_pend_off, p->tx_pend_len,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	int queued = 0;
 
-		if (w < 0 && errno == EINTR)
+	if (p->sndbuf <= 0 || ioctl(p->fd, SIOCOUTQ, &queued) < 0 || queued <= 0)
+		return true; /* empty, or cannot tell: try, and finish a partial write below */
+	return (size_t)queued + total + PASST_SKB_SLACK <= (size_t)p->sndbuf;
+}
+
+/* The socket took only the first done bytes of a frame: send the rest now, waiting for room
+ * at most PASST_FINISH_MS (passt is itself waiting for those bytes). Returns 0, or -ENOTCONN
+ * (passt is gone or stuck: the stream cannot be resumed). */
+static int finish_frame(struct passt *p, const struct iovec *out, unsigned nout, size_t done,
+			size_t total)
+{
+	uint64_t deadline = clock_ms() + PASST_FINISH_MS;
+	struct iovec rest[NET_SEND_IOV_MAX + 1];
+
+	while (done < total) {
+		struct msghdr mh = {.msg_iov = rest,
+				    .msg_iovlen = iov_slice(out, nout, done, total - done, rest)};
+		struct pollfd pf = {.fd = p->fd, .events = POLLOUT};
+		ssize_t w = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w > 0) {
+			done += (size_t)w;
 			continue;
-		if (w < 0 && errno == EAGAIN)
-			return -EAGAIN;
-		if (w < 0) {
+		}
+		if (w < 0 && errno != EAGAIN && errno != EINTR) {
 			passt_gone(p, NULL);
 			return -ENOTCONN;
 		}
-		p->tx_pend_off += (size_t)w;
-		p->tx_pend_len -= (size_t)w;
+		if (clock_ms() >= deadline || poll(&pf, 1, PASST_FINISH_MS) < 0) {
+			passt_gone(p, "stopped reading in the middle of a frame");
+			return -ENOTCONN;
+		}
 	}
 	return 0;
 }
@@ -93,16 +121,7 @@ static int flush_pending(struct passt *p)
 static void passt_event(void *opaque, uint32_t events)
 {
 	struct passt *p = opaque;
-	bool tx = false;
 
-	if (events & EPOLLOUT && p->tx_pend_len) {
-		if (flush_pending(p) == 0) {
-			tx = p->want_tx;
-			update_poll(p);
-		}
-	} else if (events & EPOLLOUT) {
-		tx = p->want_tx;
-	}
 	/* Readable data first: recv() reports the end of the stream after the last frame. */
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN))
 		passt_gone(p, events & EPOLLERR ? "failed (socket error)" : "closed its socket");
@@ -112,7 +131,7 @@ static void passt_event(void *opaque, uint32_t events)
 	}
 	if (p->be.ready)
 		p->be.ready(p->be.opaque, events & EPOLLIN || atomic_load(&p->be.gone),
-			    tx || atomic_load(&p->be.gone));
+			    (events & EPOLLOUT && p->want_tx) || atomic_load(&p->be.gone));
 }
 
 static ssize_t passt_recv(struct net_backend *b, void *buf, size_t len)
@@ -161,24 +180,21 @@ static int passt_send(struct net_backend *b, const struct iovec *iov, unsigned n
 	struct passt *p = to_passt(b);
 	struct iovec out[NET_SEND_IOV_MAX + 1];
 	uint8_t hdr[PASST_LEN_BYTES];
-	size_t frame_len, total, w_len;
 	struct msghdr mh = {.msg_iov = out};
-	unsigned nout;
+	size_t frame_len, total;
 	ssize_t w;
-	int ret;
 
 	if (atomic_load(&b->gone))
 		return -ENOTCONN;
 	if (len <= NET_HDR_LEN || len > NET_MAX_PACKET || n > NET_SEND_IOV_MAX)
 		return -EINVAL;
-	if (p->tx_pend_len && (ret = flush_pending(p)))
-		return ret;
 	frame_len = len - NET_HDR_LEN; /* passt takes the frame without virtio's header */
+	total = sizeof(hdr) + frame_len;
+	if (!frame_fits(p, total))
+		return -EAGAIN;
 	passt_len_encode(hdr, frame_len);
 	out[0] = (struct iovec){hdr, sizeof(hdr)};
-	nout = 1 + iov_slice(iov, n, NET_HDR_LEN, frame_len, out + 1);
-	total = sizeof(hdr) + frame_len;
-	mh.msg_iovlen = nout;
+	mh.msg_iovlen = 1 + iov_slice(iov, n, NET_HDR_LEN, frame_len, out + 1);
 	do
 		w = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (w < 0 && errno == EINTR);
@@ -188,20 +204,8 @@ static int passt_send(struct net_backend *b, const struct iovec *iov, unsigned n
 		passt_gone(p, NULL);
 		return -ENOTCONN;
 	}
-	w_len = (size_t)w;
-	if (w_len < total) {
-		/* The stream holds part of the frame: the rest must follow before anything else. */
-		p->tx_pend_len = total - w_len;
-		p->tx_pend_off = 0;
-		if (w_len < sizeof(hdr)) {
-			memcpy(p->tx_pend, hdr + w_len, sizeof(hdr) - w_len);
-			iov_to_buf(iov, n, NET_HDR_LEN, p->tx_pend + sizeof(hdr) - w_len, frame_len);
-		} else {
-			iov_to_buf(iov, n, NET_HDR_LEN + (w_len - sizeof(hdr)), p->tx_pend,
-				   p->tx_pend_len);
-		}
-		update_poll(p);
-	}
+	if ((size_t)w < total)
+		return finish_frame(p, out, (unsigned)mh.msg_iovlen, (size_t)w, total);
 	return 0;
 }
 
@@ -224,7 +228,6 @@ static void passt_destroy(struct net_backend *b)
 		close(p->fd); /* a passt started by kiln exits at the end of its stream */
 	if (p->child.pid)
 		passt_child_stop(&p->child);
-	free(p->tx_pend);
 	free(p);
 }
 
@@ -271,7 +274,9 @@ int net_passt_create(const struct net_config *cfg, struct event_loop *ev,
 	struct passt *p = calloc(1, sizeof(*p));
 	int sv[2] = {-1, -1}, ret;
 
-	if (!p || !(p->tx_pend = malloc(PASST_LEN_BYTES + NET_MAX_FRAME))) {
+	socklen_t sl = sizeof(int);
+
+	if (!p) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
@@ -312,6 +317,8 @@ int net_passt_create(const struct net_config *cfg, struct event_loop *ev,
 			goto fail;
 		}
 	}
+	if (getsockopt(p->fd, SOL_SOCKET, SO_SNDBUF, &p->sndbuf, &sl) < 0)
+		p->sndbuf = 0; /* frame_fits() cannot tell, and lets every frame try */
 	if (fcntl(p->fd, F_SETFL, O_NONBLOCK) < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "passt socket: %s", strerror(errno));
