@@ -84,7 +84,10 @@ static bool frame_fits(struct passt *p, size_t total)
 
 	if (p->sndbuf <= 0 || ioctl(p->fd, SIOCOUTQ, &queued) < 0 || queued <= 0)
 		return true; /* empty, or cannot tell: try, and finish a partial write below */
-	return (size_t)queued + total + PASST_SKB_SLACK <= (size_t)p->sndbuf;
+	/* Where EPOLLOUT would say so, try too (a small buffer of a user's passt), or the
+	 * device would be woken for room it is then refused, again and again. */
+	return (size_t)queued + total + PASST_SKB_SLACK <= (size_t)p->sndbuf ||
+	       (size_t)queued * 4 <= (size_t)p->sndbuf;
 }
 
 /* The socket took only the first done bytes of a frame: send the rest now, waiting for room
