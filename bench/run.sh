@@ -383,20 +383,30 @@ else
 	done < <(grep '^blk ' "$out/blk.txt")
 fi
 
-# --- 8. virtio-net on a TAP in process (bench/net.c, no KVM) -------------------------------------
-if [ "$netb" = off ]; then
-	note "virtio-net throughput not measured (BENCH_NET=off)"
-elif [ ! -x "$netb" ]; then
-	note "virtio-net throughput not measured: no $netb (built with kiln by meson)"
-else
-	echo "bench: virtio-net on a TAP in process vs raw read/write: $runs runs, interleaved"
-	rc=0
-	run_bg "$out/net.txt" "$netb" -r "$runs" 2>"$out/logs/net.err" || rc=$?
-	if [ "$rc" = 77 ]; then
-		note "virtio-net throughput not measured: $(head -c 200 "$out/net.txt")"
-	elif [ "$rc" != 0 ]; then
-		die "bench/net failed: $(tail -c 300 "$out/logs/net.err")"
+# In-process benchmarks that need root and a TAP (exit 77 without): NAME BIN WHAT ARGS... runs
+# BIN into $out/NAME.txt; returns 1 (with a note) when it was not measured.
+run_tap_bench() {
+	local name=$1 bin=$2 what=$3 rc=0
+	shift 3
+	if [ "$bin" = off ]; then
+		note "$what not measured (BENCH_${name^^}=off)"
+		return 1
+	elif [ ! -x "$bin" ]; then
+		note "$what not measured: no $bin (built with kiln by meson)"
+		return 1
 	fi
+	run_bg "$out/$name.txt" "$bin" "$@" 2>"$out/logs/$name.err" || rc=$?
+	if [ "$rc" = 77 ]; then
+		note "$what not measured: $(head -c 200 "$out/$name.txt")"
+		return 1
+	elif [ "$rc" != 0 ]; then
+		die "bench/$name failed: $(tail -c 300 "$out/logs/$name.err")"
+	fi
+}
+
+# --- 8. virtio-net on a TAP in process (bench/net.c, no KVM) -------------------------------------
+echo "bench: virtio-net on a TAP in process vs raw read/write: $runs runs, interleaved"
+if run_tap_bench net "$netb" "virtio-net throughput" -r "$runs"; then
 	while read -r line; do
 		d=$(key "$line" dir) sz=$(key "$line" size) impl=$(key "$line" impl)
 		record "net_${d}_${sz}_pps" "$impl" "$(key "$line" pps)"
@@ -405,19 +415,8 @@ else
 fi
 
 # --- 9. user-mode networking through passt (bench/usernet.c, no KVM) -----------------------------
-if [ "$usernetb" = off ]; then
-	note "user-mode networking throughput not measured (BENCH_USERNET=off)"
-elif [ ! -x "$usernetb" ]; then
-	note "user-mode networking throughput not measured: no $usernetb (built with kiln by meson)"
-else
-	echo "bench: guest <-> host TCP through passt: $runs runs"
-	rc=0
-	run_bg "$out/usernet.txt" "$usernetb" -r "$runs" 2>"$out/logs/usernet.err" || rc=$?
-	if [ "$rc" = 77 ]; then
-		note "user-mode networking throughput not measured: $(head -c 200 "$out/usernet.txt")"
-	elif [ "$rc" != 0 ]; then
-		die "bench/usernet failed: $(tail -c 300 "$out/logs/usernet.err")"
-	fi
+echo "bench: guest <-> host TCP through passt: $runs runs"
+if run_tap_bench usernet "$usernetb" "user-mode networking throughput" -r "$runs"; then
 	while read -r line; do
 		d=$(key "$line" dir) impl=$(key "$line" impl)
 		record "usernet_${d}_mbps" "$impl" "$(key "$line" mbps)"

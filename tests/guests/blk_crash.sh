@@ -22,26 +22,16 @@ kiln=$1 guest=$2
 KILLS=${KILLS:-20}
 IMAGE_MIB=64
 BLOCK=4096
-# Without KVM no guest can run: meson's SKIP (77).
-if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIP: guest $(basename "$guest") needs /dev/kvm, which this host does not have"
-	exit 77
-fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-blk-crash.XXXXXX") || exit 2
-pid="" run=""
-cleanup() {
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+guest_setup blk-crash "$guest"
+run=""
 fail() {
 	echo "guest blk_crash ($run): FAILED: $*"
 	echo "---- kiln's output (last lines) ----"
 	tail -n 8 "$dir/out" 2>/dev/null | tr -d '\r'
 	exit 1
 }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 random_below() { # a number in [0, $1), from /dev/urandom
 	echo $(($(od -An -N4 -tu4 /dev/urandom) % $1))
 }

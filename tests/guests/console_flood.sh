@@ -15,20 +15,10 @@
 # usage: console_flood.sh KILN GUEST
 set -u
 kiln=$1 guest=$2
-# Without KVM no guest can run: meson's SKIP (77).
-if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIP: guest $(basename "$guest") needs /dev/kvm, which this host does not have"
-	exit 77
-fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-console-flood.XXXXXX") || exit 2
-reader="" pid="" what=""
-cleanup() {
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	[ -n "$reader" ] && kill "$reader" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+guest_setup console-flood "$guest"
+what=""
 fail() {
 	echo "guest console_flood ($what): FAILED: $*"
 	echo "---- kiln's stderr ----"
@@ -39,7 +29,6 @@ fail() {
 	fi
 	exit 1
 }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 size() { wc -c <"$1"; }
 
 # The bytes an output's drop warning reports (its first one), or nothing.
@@ -92,15 +81,7 @@ run() {
 			fail "COM1 output stopped growing while hvc0 was dropped: the guest is stuck"
 	fi
 
-	start=$(now_ms)
-	kill -TERM "$pid"
-	(sleep 5; kill -KILL "$pid") >/dev/null 2>&1 & # a kiln that hangs is ended, and fails
-	killer=$!
-	wait "$pid"
-	status=$?
-	took=$(($(now_ms) - start))
-	pid=""
-	kill "$killer" 2>/dev/null
+	term_kiln
 	kill "$reader" 2>/dev/null
 	wait "$reader" 2>/dev/null
 	reader=""

@@ -7,27 +7,15 @@
 # usage: flood.sh KILN GUEST
 set -u
 kiln=$1 guest=$2
-# Without KVM no guest can run: meson's SKIP (77).
-if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIP: guest $(basename "$guest") needs /dev/kvm, which this host does not have"
-	exit 77
-fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-flood.XXXXXX") || exit 2
-reader="" pid=""
-cleanup() {
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	[ -n "$reader" ] && kill "$reader" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+guest_setup flood "$guest"
 fail() {
 	echo "guest flood: FAILED: $*"
 	echo "---- kiln's stderr ----"
 	cat "$dir/err"
 	exit 1
 }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 mkfifo "$dir/out" || exit 2
 sleep 120 <"$dir/out" >/dev/null 2>&1 & # holds the read end, never reads
@@ -44,15 +32,7 @@ done
 grep -q 'the reader is too slow' "$dir/err" || fail "no drop reported within 60 s"
 sleep 0.5 # keep flooding into the full pipe for a while
 
-start=$(now_ms)
-kill -TERM "$pid"
-(sleep 5; kill -KILL "$pid") >/dev/null 2>&1 & # a kiln that hangs is ended, and fails
-killer=$!
-wait "$pid"
-status=$?
-took=$(($(now_ms) - start))
-pid=""
-kill "$killer" 2>/dev/null
+term_kiln
 [ "$status" -eq 143 ] || fail "exit status $status after SIGTERM, expected 143"
 [ "$took" -le 1000 ] || fail "SIGTERM took $took ms to end kiln (at most 1000)"
 echo "guest flood: ok (SIGTERM ended kiln in $took ms, exit $status)"

@@ -7,22 +7,13 @@
 # usage: passt_killed.sh KILN GUEST
 set -u
 kiln=$1 guest=$2
-if ! [ -c /dev/kvm ] || ! [ -r /dev/kvm ] || ! [ -w /dev/kvm ]; then
-	echo "SKIP: guest $(basename "$guest") needs /dev/kvm, which this host does not have"
-	exit 77
-fi
 if ! command -v "${KILN_PASST:-passt}" >/dev/null 2>&1; then
 	echo "SKIP: no passt (Debian's passt package; scripts/deps.sh installs it)"
 	exit 77
 fi
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/kiln-passt-killed.XXXXXX") || exit 2
-pid=""
-cleanup() {
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+guest_setup passt-killed "$guest"
 fail() {
 	echo "passt killed: FAILED: $*"
 	echo "---- kiln's stderr ----"
@@ -67,10 +58,7 @@ size2=$(wc -c <"$dir/out")
 kill -0 "$pid" 2>/dev/null || fail "kiln ended after passt died"
 [ "$size2" -gt "$size1" ] || fail "the guest stopped printing after passt died ($size1 bytes)"
 
-kill -TERM "$pid"
-wait "$pid"
-status=$?
-pid=""
+term_kiln
 [ "$status" -eq 143 ] || fail "exit status $status after SIGTERM, expected 143"
 echo "passt killed: ok (guest output $size1 -> $size2 bytes after passt's death, exit $status)"
 exit 0

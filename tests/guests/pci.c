@@ -8,25 +8,6 @@ const char guest_name[] = "pci";
 #define HOST_BRIDGE_CLASS 0x0600
 #define PNP0A08_EISAID 0x080ad041u /* EISAID("PNP0A08") as AML stores it */
 
-static inline void outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
-static inline uint16_t inw(uint16_t port)
-{
-	uint16_t v;
-	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static uint32_t conf1(unsigned bus, unsigned dev, unsigned fn, unsigned reg)
 {
 	return 0x80000000u | bus << 16 | dev << 11 | fn << 8 | (reg & 0xfc);

@@ -63,23 +63,6 @@
 
 /* ---- MMIO and config space ------------------------------------------------------------- */
 
-static inline uint8_t mmio_read8(uint64_t a) { return *(volatile uint8_t *)a; }
-static inline uint16_t mmio_read16(uint64_t a) { return *(volatile uint16_t *)a; }
-static inline void mmio_write8(uint64_t a, uint8_t v) { *(volatile uint8_t *)a = v; }
-static inline void mmio_write16(uint64_t a, uint16_t v) { *(volatile uint16_t *)a = v; }
-
-static inline void outl(uint16_t port, uint32_t v)
-{
-	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-	uint32_t v;
-	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-	return v;
-}
-
 static void cfg_select(unsigned slot, unsigned reg)
 {
 	outl(CF8, 0x80000000u | slot << 11 | (reg & 0xfc));
