@@ -55,7 +55,9 @@ pids+=($!)
 
 # The guest fetches from that server through 10.0.2.2, so the user-mode interface has
 # host_loopback=on (off by default).
-# hostfwd: once the guest listens, connect to the forwarded port and keep what it says.
+# hostfwd: once the guest listens, connect to the forwarded port, say a line, and keep what the
+# guest says. The host speaks first: Debian 12's passt (2023.03) completes a forwarded
+# connection's handshake towards the guest only when it has data to send (docs/guest.md).
 : >"$log"
 (
 	deadline=$(($(date +%s) + timeout_s))
@@ -67,6 +69,7 @@ pids+=($!)
 		in_ns python3 -c '
 import socket, sys
 s = socket.create_connection(("127.0.0.1", 2222), timeout=60)
+s.sendall(b"hello\n")
 sys.stdout.write(s.makefile().readline())' >"$work/fwd" 2>/dev/null && [ -s "$work/fwd" ] && exit 0
 		sleep 2
 	done
