@@ -59,12 +59,12 @@ static void passt_gone(struct passt *p, const char *why)
 {
 	char buf[80];
 
+	if (atomic_load(&p->be.gone))
+		return;
 	if (!why) { /* a failed read or write: errno says why */
 		snprintf(buf, sizeof(buf), "failed on its socket (%s)", strerror(errno));
 		why = buf;
 	}
-	if (atomic_load(&p->be.gone))
-		return;
 	atomic_store(&p->be.gone, true);
 	if (p->registered) {
 		event_del(p->be.ev, p->fd);
@@ -128,10 +128,6 @@ static void passt_event(void *opaque, uint32_t events)
 	/* Readable data first: recv() reports the end of the stream after the last frame. */
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN))
 		passt_gone(p, events & EPOLLERR ? "failed (socket error)" : "closed its socket");
-	if (atomic_load(&p->be.gone) && p->registered) {
-		event_del(p->be.ev, p->fd);
-		p->registered = false;
-	}
 	if (p->be.ready)
 		p->be.ready(p->be.opaque, events & EPOLLIN || atomic_load(&p->be.gone),
 			    (events & EPOLLOUT && p->want_tx) || atomic_load(&p->be.gone));

@@ -190,20 +190,21 @@ static bool reap(struct passt_child *ch, int ms, char *how, size_t howlen)
 	}
 }
 
+/* Stop watching one of the child's fds and close it. */
+static void child_drop_fd(struct passt_child *ch, int *fd)
+{
+	if (*fd < 0)
+		return;
+	if (ch->ev)
+		event_del(ch->ev, *fd);
+	close(*fd);
+	*fd = -1;
+}
+
 static void child_closefds(struct passt_child *ch)
 {
-	if (ch->pidfd >= 0) {
-		if (ch->ev)
-			event_del(ch->ev, ch->pidfd);
-		close(ch->pidfd);
-		ch->pidfd = -1;
-	}
-	if (ch->err_fd >= 0) {
-		if (ch->ev)
-			event_del(ch->ev, ch->err_fd);
-		close(ch->err_fd);
-		ch->err_fd = -1;
-	}
+	child_drop_fd(ch, &ch->pidfd);
+	child_drop_fd(ch, &ch->err_fd);
 }
 
 void passt_child_stop(struct passt_child *ch)
@@ -224,11 +225,8 @@ static void on_output(void *opaque, uint32_t events)
 {
 	struct passt_child *ch = opaque;
 
-	if (!relay_output(ch, LOG_WARN)) {
-		event_del(ch->ev, ch->err_fd);
-		close(ch->err_fd);
-		ch->err_fd = -1;
-	}
+	if (!relay_output(ch, LOG_WARN))
+		child_drop_fd(ch, &ch->err_fd);
 }
 
 static void on_exit_event(void *opaque, uint32_t events)
@@ -244,9 +242,7 @@ static void on_exit_event(void *opaque, uint32_t events)
 		}
 	(void)reap(ch, 100, how, sizeof(how));
 	log_err("%s %s", ch->name, how);
-	event_del(ch->ev, ch->pidfd);
-	close(ch->pidfd);
-	ch->pidfd = -1;
+	child_drop_fd(ch, &ch->pidfd);
 }
 
 int passt_child_watch(struct passt_child *ch)

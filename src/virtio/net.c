@@ -292,7 +292,6 @@ static bool net_link_check(struct virtio_net *n)
 	if (n->link_down || !atomic_load(&n->be->gone))
 		return n->link_down;
 	n->link_down = true;
-	n->stats.link_down = 1;
 	n->rx_len = 0;
 	set_poll(n, false, false);
 	n->tx_waiting = false;
@@ -606,7 +605,7 @@ void virtio_net_get_stats(struct virtio_dev *d, struct virtio_net_stats *st)
 	pthread_mutex_lock(&d->lock);
 	*st = n->stats;
 	st->rx_dropped += atomic_load(&n->be->rx_dropped);
-	st->link_down |= atomic_load(&n->be->gone);
+	st->link_down = n->link_down || atomic_load(&n->be->gone);
 	pthread_mutex_unlock(&d->lock);
 }
 
