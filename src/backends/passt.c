@@ -31,6 +31,7 @@
 #define PASST_SOCK_BUF (4 << 20) /* bytes each way, as far as net.core.[rw]mem_max allow */
 #define PASST_SKB_SLACK 8192	 /* the kernel's overhead on a queued frame, generously */
 #define PASST_FINISH_MS 50	 /* for the rest of a frame the socket took in part */
+#define PASST_ONE_BUFFER 16384	 /* below the kernel's single-buffer size for a Unix stream */
 
 struct passt {
 	struct net_backend be; /* first */
@@ -82,6 +83,10 @@ static bool frame_fits(struct passt *p, size_t total)
 {
 	int queued = 0;
 
+	/* A frame this small goes out as one buffer of the kernel's: all of it or -EAGAIN, never
+	 * a part. Standard frames so cost no SIOCOUTQ on the transmit path. */
+	if (total <= PASST_ONE_BUFFER)
+		return true;
 	if (p->sndbuf <= 0 || ioctl(p->fd, SIOCOUTQ, &queued) < 0 || queued <= 0)
 		return true; /* empty, or cannot tell: try, and finish a partial write below */
 	/* Where EPOLLOUT would say so, try too (a small buffer of a user's passt), or the
