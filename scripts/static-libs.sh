@@ -2,9 +2,10 @@
 # static-libs.sh DIR: build libmicrohttpd (no TLS) and jansson as static musl archives for the
 # static kiln, from Debian's source packages; prints the install prefix (docs/design.md).
 #
-# The prefix is DIR/mhd-VERSION_jansson-VERSION, named after the versions of the -dev packages
-# installed (their source packages are the ones built), so a second run with the prefix in
-# place costs nothing. Needs musl-gcc, cmake, dpkg-source, network access to Debian's archive, and
+# The prefix is DIR/mhd-VERSION_jansson-VERSION_RECIPE, named after the versions of the -dev
+# packages installed (their source packages are the ones built) and a hash of this script (how
+# they are built), so a second run with the prefix in place costs nothing and a changed recipe
+# builds a new prefix. Needs musl-gcc, cmake, dpkg-source, network access to Debian's archive, and
 # root (or sudo) the first time if no deb-src entry exists: one is added for the suites the
 # binary entries name.
 set -euo pipefail
@@ -19,7 +20,8 @@ srcver() { # binary -dev package -> version of its installed source package
 mhd_ver=$(srcver libmicrohttpd-dev)
 jansson_ver=$(srcver libjansson-dev)
 [ -n "$mhd_ver" ] && [ -n "$jansson_ver" ] || die "cannot read the -dev packages' versions"
-prefix=$(realpath -m "$dir")/mhd-${mhd_ver}_jansson-${jansson_ver}
+recipe=$(sha256sum "${BASH_SOURCE[0]}" | cut -c1-8)
+prefix=$(realpath -m "$dir")/mhd-${mhd_ver}_jansson-${jansson_ver}_$recipe
 if [ -f "$prefix/.done" ]; then
 	echo "$prefix"
 	exit 0
@@ -90,12 +92,18 @@ run() { # name, commands (a shell string) run in its source tree, output to name
 	(cd "$1" && eval "$2") >"$1.log" 2>&1 ||
 		{ tail -n 30 "$1.log" >&2; die "$1: build failed (log: $work/$1.log)"; }
 }
-export CC=musl-gcc CFLAGS="-O2 -fPIE"
+# A section per function and object, as kiln's own code: --gc-sections drops what kiln does not
+# call.
+export CC=musl-gcc CFLAGS="-O2 -fPIE -ffunction-sections -fdata-sections"
 # libmicrohttpd's release tarball carries configure. TLS off: the API listens on a Unix socket
-# only (no gnutls, the bulk of the dynamic build's library tree).
-run mhd './configure -q --prefix="$stage" --enable-static --disable-shared --disable-https \
-	--without-gnutls --disable-curl --disable-doc --disable-examples --disable-tools \
-	--disable-nls && make -j"$jobs" -s && make -s install'
+# only (no gnutls, the bulk of the dynamic build's library tree). No library constructor
+# (autoinit_funcs.h takes the macro as "the compiler has none"): MHD_init would run in every
+# `kiln run` and fault in pages of code and data that a plain VM never needs
+# (docs/design.md, "One static binary"); MHD_start_daemon runs it on first use instead.
+run mhd 'CPPFLAGS=-D_GNUC_ATTR_CONSTR_NOT_SUPPORTED=1 ./configure -q --prefix="$stage" \
+	--enable-static --disable-shared --disable-https --without-gnutls --disable-curl \
+	--disable-doc --disable-examples --disable-tools --disable-nls && \
+	make -j"$jobs" -s && make -s install'
 # jansson's Debian source is a git export without configure: its CMake build.
 run jansson 'cmake -S . -B musl -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$stage" \
 	-DCMAKE_INSTALL_LIBDIR=lib -DJANSSON_BUILD_SHARED_LIBS=OFF -DJANSSON_BUILD_DOCS=OFF \
@@ -103,6 +111,9 @@ run jansson 'cmake -S . -B musl -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFI
 	cmake --build musl -j"$jobs" && cmake --install musl'
 [ -f "$stage/lib/libmicrohttpd.a" ] && [ -f "$stage/lib/libjansson.a" ] ||
 	die "no archives under $stage/lib"
+if nm "$stage/lib/libmicrohttpd.a" 2>/dev/null | grep -q ' T _GNUC_init_helper'; then
+	die "libmicrohttpd was built with its constructor (autoinit_funcs.h changed?)"
+fi
 touch "$stage/.done"
 mv "$stage" "$prefix"
 rm -rf "$work"

@@ -24,7 +24,11 @@
 #define ZERO_WRITE (1 * MiB) /* one pwritev of zeroes: ZERO_WRITE / ZERO_CHUNK iovecs */
 #define DISK_KINDS (FILE_KIND_REG | FILE_KIND_BLK)
 
-static const uint8_t zero_chunk[ZERO_CHUNK];
+/* Not const: in .bss it takes no page of the binary and no memory (reads of it map the zero
+ * page), where 64 KiB of .rodata sat between read-only data every start touches, and the
+ * kernel maps such pages in around each touched one (docs/design.md, "One static binary").
+ * Only pwritev reads it. */
+static uint8_t zero_chunk[ZERO_CHUNK];
 
 void disk_poke(struct disk *d)
 {
