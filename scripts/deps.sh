@@ -7,6 +7,7 @@ PKGS=(
 	dpkg-dev cmake # scripts/static-libs.sh: the static kiln's libmicrohttpd and jansson
 	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev curl
 	clang
+	libseccomp-dev # the seccomp filters, compiled at build time (tools/seccomp_gen.c)
 	passt # user-mode networking (--net user), run as a process of its own
 	cpio lz4 xz-utils zstd kmod
 	acpica-tools

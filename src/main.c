@@ -1,4 +1,4 @@
-/* main.c: kiln's entry point: subcommands `run`, `api`, `--version`, `--help`. */
+/* main.c: kiln's entry point: subcommands `run`, `api`, `jailer`, `--version`, `--help`. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -11,6 +11,8 @@
 #include "cli/cli.h"
 #include "config.h"
 #include "kiln-build.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/jailer.h"
 #include "util/log.h"
 #include "vmm/vm.h"
 
@@ -27,6 +29,7 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  run        boot a VM (see `kiln run --help`)\n"
 		   "  api        serve the REST API on a Unix socket (see `kiln api --help`)\n"
+		   "  jailer     run kiln jailed, Firecracker's jailer (see `kiln jailer --help`)\n"
 		   "\n"
 		   "options:\n"
 		   "  --version  print the version\n"
@@ -35,8 +38,25 @@ static void usage(FILE *f)
 		   "environment:\n"
 		   "  KILN_LOG        log level: error, warn (default), info, debug\n"
 		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n"
-		   "  KILN_PASST      the passt that --net user runs (default: passt in PATH)\n",
+		   "  KILN_PASST      the passt that --net user runs (default: passt in PATH)\n"
+		   "  KILN_SECCOMP    the default of --seccomp: on (default), log, off\n",
 		KILN_GUEST_DIR);
+}
+
+/* KILN_SECCOMP=on|log|off: the default of --seccomp (a whole test suite in log mode). */
+static int seccomp_from_env(void)
+{
+	const char *s = getenv("KILN_SECCOMP");
+	enum seccomp_mode m;
+
+	if (!s || !*s)
+		return 0;
+	if (seccomp_mode_parse(s, &m)) {
+		fprintf(stderr, "kiln: KILN_SECCOMP: '%s' is not on, log or off\n", s);
+		return -1;
+	}
+	seccomp_mode_set(m);
+	return 0;
 }
 
 static void log_level_from_env(void)
@@ -137,14 +157,18 @@ static void api_usage(FILE *f)
 		   "  --id NAME           instance id shown by GET / and in log lines\n"
 		   "                      (default anonymous-instance)\n"
 		   "  --config-file FILE  boot at once from FILE (the schema of GET /vm/config)\n"
-		   "  --no-api            serve no API (needs --config-file)\n");
+		   "  --no-api            serve no API (needs --config-file)\n"
+		   "  --seccomp on|log|off  seccomp allowlists, one per thread (docs/security.md):\n"
+		   "                      on stops kiln at a call outside them, with a line naming\n"
+		   "                      it; log lets it through and the kernel logs it (default on)\n");
 }
 
 /* `kiln api` options: each once, as `--opt VALUE` or `--opt=VALUE`. */
 static int cmd_api(int argc, char **argv)
 {
 	struct api_options o = { 0 };
-	const char **slot;
+	const char **slot, *seccomp = NULL;
+	enum seccomp_mode mode;
 
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i], *eq = strchr(arg, '='), *val = NULL;
@@ -164,6 +188,8 @@ static int cmd_api(int argc, char **argv)
 			slot = &o.id;
 		else if (n == 13 && !strncmp(arg, "--config-file", n))
 			slot = &o.config_file;
+		else if (n == 9 && !strncmp(arg, "--seccomp", n))
+			slot = &seccomp;
 		else {
 			fprintf(stderr, "kiln api: unknown option '%s' (try `kiln api --help`)\n", arg);
 			return 1;
@@ -181,6 +207,13 @@ static int cmd_api(int argc, char **argv)
 			return 1;
 		}
 		*slot = val;
+	}
+	if (seccomp) {
+		if (seccomp_mode_parse(seccomp, &mode)) {
+			fprintf(stderr, "kiln api: --seccomp: '%s' is not on, log or off\n", seccomp);
+			return 1;
+		}
+		seccomp_mode_set(mode);
 	}
 	if (o.no_api && !o.config_file) {
 		fprintf(stderr, "kiln api: --no-api needs --config-file\n");
@@ -207,6 +240,8 @@ int main(int argc, char **argv)
 	/* A console reader that went away must not kill the VMM: writes report EPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	log_level_from_env();
+	if (seccomp_from_env())
+		return 1;
 	if (argc < 2) {
 		usage(stderr);
 		return 1;
@@ -224,6 +259,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "api") == 0)
 		return cmd_api(argc - 2, argv + 2);
+	if (strcmp(argv[1], "jailer") == 0)
+		return jailer_main(argc - 2, argv + 2);
 	fprintf(stderr, "kiln: unknown command '%s' (try `kiln --help`)\n", argv[1]);
 	return 1;
 }

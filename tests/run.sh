@@ -61,7 +61,7 @@ run_suite() { # dir, label, suite, extra meson test args...
 }
 
 note "build ($BUILD)"
-if setup "$BUILD"; then
+if setup "$BUILD" -Dtest_hooks=true; then
 	note "unit tests"
 	run_suite "$BUILD" unit unit
 

@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "api/json.h"
 #include "kiln-build.h"
+#include "sandbox/seccomp.h"
 #include "util/clock.h"
 
 /* The libmicrohttpd functions the server calls, through `mhd.NAME`, typed from microhttpd.h. */
@@ -103,6 +104,13 @@ struct api_server {
 	bool stopping;
 	bool watchdog_started;
 	pthread_t watchdog;
+	/* The daemon is started by the watchdog thread, under its seccomp filter, which the
+	 * daemon's threads inherit (sandbox/seccomp.h); the main thread waits for the outcome. */
+	int listen_fd;
+	bool start_done;
+	int start_ret;		 /* 0, or -errno with start_err */
+	char start_err[256];
+	pthread_cond_t started; /* start_done was set */
 };
 
 /* One request's state, from its first header callback to its completion. */
@@ -194,6 +202,8 @@ static struct conn *conn_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
+static void start_daemon(struct api_server *s);
+
 /* Shut down every connection past its deadline; sleep until the next one. clock_ms() is
  * CLOCK_MONOTONIC, the clock of the condition variable. */
 static void *watchdog_main(void *arg)
@@ -201,8 +211,9 @@ static void *watchdog_main(void *arg)
 	struct api_server *s = arg;
 
 	pthread_setname_np(pthread_self(), "api-watchdog");
+	start_daemon(s);
 	pthread_mutex_lock(&s->lock);
-	while (!s->stopping) {
+	while (!s->stopping && s->daemon) {
 		uint64_t now = clock_ms(), next = UINT64_MAX;
 		unsigned dropped = 0;
 
@@ -486,6 +497,7 @@ static void server_free(struct api_server *s)
 		s->conns = cn->next;
 		free(cn);
 	}
+	pthread_cond_destroy(&s->started);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -503,7 +515,46 @@ static int server_init(struct api_server *s, struct api *a)
 		pthread_mutex_destroy(&s->lock);
 		return ret;
 	}
+	if ((ret = pthread_cond_init(&s->started, NULL))) {
+		pthread_cond_destroy(&s->wake);
+		pthread_mutex_destroy(&s->lock);
+		return -ret;
+	}
 	return 0;
+}
+
+/* On the watchdog thread: confine it with the API's allowlist, then start libmicrohttpd, whose
+ * threads (the accepting one, one per connection) inherit the filter. The outcome goes back
+ * to api_server_start. */
+static void start_daemon(struct api_server *s)
+{
+	char why[sizeof(s->start_err)] = "";
+	int ret = seccomp_enter(SECCOMP_API, "api", why, sizeof(why));
+
+	if (!ret) {
+		seccomp_test_violation(SECCOMP_API, -1);
+		s->daemon = mhd.start_daemon(
+		    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+			MHD_USE_ERROR_LOG,
+		    0, on_accept, s, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+		    on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+		    MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS + 1,
+		    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(API_IO_TIMEOUT_MS / 1000),
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+		    MHD_OPTION_THREAD_STACK_SIZE, (size_t)API_THREAD_STACK, MHD_OPTION_END);
+		if (!s->daemon) {
+			ret = -EIO;
+			snprintf(why, sizeof(why), "--api-sock: %s: cannot start the HTTP server",
+				 s->path);
+		}
+	}
+	pthread_mutex_lock(&s->lock);
+	s->start_ret = ret;
+	snprintf(s->start_err, sizeof(s->start_err), "%s", why);
+	s->start_done = true;
+	pthread_cond_signal(&s->started);
+	pthread_mutex_unlock(&s->lock);
 }
 
 int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen)
@@ -522,35 +573,32 @@ int api_server_start(struct api *a, const char *sock_path, char *err, size_t err
 		snprintf(err, errlen, "--api-sock: %s", strerror(-ret));
 		return ret;
 	}
-	if ((ret = pthread_create(&s->watchdog, NULL, watchdog_main, s))) {
-		server_free(s);
-		snprintf(err, errlen, "--api-sock: watchdog thread: %s", strerror(ret));
-		return -ret;
-	}
-	s->watchdog_started = true;
 	int fd = make_socket(sock_path, err, errlen);
 	if (fd < 0) {
 		server_free(s);
 		return fd;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", sock_path);
-	s->daemon = mhd.start_daemon(
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
-		MHD_USE_ERROR_LOG,
-	    0, on_accept, s, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)API_MAX_CONNECTIONS + 1, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)(API_IO_TIMEOUT_MS / 1000), MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)(64 * 1024), MHD_OPTION_THREAD_STACK_SIZE, (size_t)API_THREAD_STACK,
-	    MHD_OPTION_END);
-	if (!s->daemon) {
+	s->listen_fd = fd;
+	if ((ret = pthread_create(&s->watchdog, NULL, watchdog_main, s))) {
 		close(fd);
 		unlink(sock_path);
 		server_free(s);
-		api_json_fail(err, errlen, "--api-sock: %s: cannot start the HTTP server",
-			      sock_path);
-		return -EIO;
+		snprintf(err, errlen, "--api-sock: watchdog thread: %s", strerror(ret));
+		return -ret;
+	}
+	s->watchdog_started = true;
+	pthread_mutex_lock(&s->lock);
+	while (!s->start_done)
+		pthread_cond_wait(&s->started, &s->lock);
+	ret = s->start_ret;
+	pthread_mutex_unlock(&s->lock);
+	if (ret) {
+		snprintf(err, errlen, "%s", s->start_err);
+		close(fd);
+		unlink(sock_path);
+		server_free(s);
+		return ret;
 	}
 	a->server = s;
 	log_info("api: serving on %s", sock_path);

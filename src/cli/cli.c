@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/internal.h"
+#include "sandbox/seccomp.h"
 
 /* Guest RAM is mapped in whole x86 pages (config.c checks the same). */
 #define CLI_PAGE_SIZE (4 * KiB)
@@ -371,6 +372,26 @@ static void dflt_rng(char *buf, size_t len) { snprintf(buf, len, "on"); }
 
 static void dflt_console(char *buf, size_t len) { snprintf(buf, len, "off"); }
 
+static void dflt_seccomp(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", seccomp_mode_name(seccomp_mode_get()));
+}
+
+/* Process-wide, like the API's --seccomp: every thread of this kiln installs its filter. */
+static int set_seccomp(struct vm_config *c, const char *opt, const char *val, char *err,
+		       size_t errlen)
+{
+	enum seccomp_mode m;
+	struct cli_clip clip;
+
+	(void)c;
+	if (seccomp_mode_parse(val, &m))
+		return cli_fail(err, errlen, "%s: '%s' is not on, log or off", opt,
+				cli_clip(&clip, val));
+	seccomp_mode_set(m);
+	return 0;
+}
+
 static const struct opt opts[] = {
     {
 	.name = "--kernel",
@@ -483,6 +504,15 @@ static const struct opt opts[] = {
 		"the serial port only writes to stdout; --serial stdio too is an error.\n"
 		"As for --serial, a reader too slow for the output loses bytes",
 	.dflt = dflt_console,
+    },
+    {
+	.name = "--seccomp",
+	.metavar = "on|log|off",
+	.set = set_seccomp,
+	.help = "seccomp allowlists, one per thread (docs/security.md). on: a system\n"
+		"call outside them stops kiln with a line naming it; log: it goes\n"
+		"through and the kernel logs it (dmesg); off: no filters",
+	.dflt = dflt_seccomp,
     },
     {
 	.name = "--help",

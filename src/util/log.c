@@ -29,6 +29,8 @@ static struct outfd g_out; /* zeroed: not open yet */
 static int g_out_for = -1; /* the g_fd that g_out writes to */
 static uint64_t g_dropped; /* lines lost since the last one that went out */
 
+static void out_ready(void);
+
 void log_set_level(enum log_level level)
 {
 	atomic_store(&g_level, (int)level);
@@ -49,9 +51,34 @@ void log_set_id(const char *id)
 void log_set_fd(int fd)
 {
 	pthread_mutex_lock(&g_lock);
-	g_fd = fd;
-	outfd_close(&g_out); /* a new fd, even under an old number: open again at the next line */
+	__atomic_store_n(&g_fd, fd, __ATOMIC_RELAXED);
+	outfd_close(&g_out); /* a new fd, even under an old number: open it again */
 	g_out_for = -1;
+	out_ready();
+	pthread_mutex_unlock(&g_lock);
+}
+
+int log_get_fd(void)
+{
+	return __atomic_load_n(&g_fd, __ATOMIC_RELAXED);
+}
+
+/* The writer for g_fd, opened at its first use (g_lock held). Opening may reopen the fd's
+ * file (outfd_open), which a thread's seccomp filter does not allow: log_prepare does it
+ * before the first filter goes on, and log_set_fd at once. */
+static void out_ready(void)
+{
+	if (g_out_for != g_fd) {
+		if (outfd_open(&g_out, g_fd))
+			outfd_close(&g_out); /* g_fd is not usable (closed?): plain write() below */
+		g_out_for = g_fd;
+	}
+}
+
+void log_prepare(void)
+{
+	pthread_mutex_lock(&g_lock);
+	out_ready();
 	pthread_mutex_unlock(&g_lock);
 }
 
@@ -63,11 +90,7 @@ static void write_line(const char *line, size_t len)
 	int k = 0;
 	ssize_t w;
 
-	if (g_out_for != g_fd) {
-		if (outfd_open(&g_out, g_fd))
-			outfd_close(&g_out); /* g_fd is not usable (closed?): plain write() below */
-		g_out_for = g_fd;
-	}
+	out_ready();
 	if (g_dropped) {
 		int n = snprintf(note, sizeof(note),
 				 "kiln: log: %llu lines dropped: the log's reader is too slow\n",

@@ -18,6 +18,11 @@ void log_set_id(const char *id);
  * through a non-blocking writer of the logger's own (util/outfd.h), so logging never waits for
  * a slow reader: a line that does not fit is dropped, and the next one says how many were. */
 void log_set_fd(int fd);
+/* The fd log lines go to, read without the lock: for a signal handler's last line
+ * (sandbox/seccomp.c), which writes it with write(2) itself. */
+int log_get_fd(void);
+/* Open the writer for the log fd now rather than at the first line (sandbox/seccomp.c). */
+void log_prepare(void);
 /* Which fields the line prefix shows: the level and the file:line origin (both on by
  * default; the API's logger turns them off unless asked). */
 void log_set_show(bool show_level, bool show_origin);

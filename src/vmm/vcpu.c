@@ -1,14 +1,18 @@
 /* vcpu.c: vCPU creation, the KVM_RUN thread and the exit dispatch table. */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/regs.h"
+#include "sandbox/seccomp.h"
 #include "util/log.h"
 #include "vmm/emulate.h"
 #include "vmm/vm.h"
@@ -279,6 +283,26 @@ void vcpu_request_dump(struct vcpu *v)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
+/* This thread's seccomp filter, then wait until the event loop has its own (vm_run): no
+ * guest instruction runs before every thread is confined. False: the VM is stopping. */
+static bool confine(struct vcpu *v, const char *name)
+{
+	struct vm *vm = v->vm;
+	char why[200];
+
+	if (seccomp_enter(SECCOMP_VCPU, name, why, sizeof(why))) {
+		log_err("%s", why);
+		vm_request_stop(vm, VM_STOP_ERROR);
+		return false;
+	}
+	seccomp_test_violation(SECCOMP_VCPU, vm->kvm_fd);
+	while (!atomic_load(&vm->vcpus_go) && atomic_load(&vm->stop_reason) == VM_STOP_NONE)
+		syscall(SYS_futex, &vm->vcpus_go, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+	if (v->restore_affinity)
+		pthread_setaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity);
+	return atomic_load(&vm->stop_reason) == VM_STOP_NONE;
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -286,14 +310,21 @@ static void *vcpu_thread(void *arg)
 	char name[16];
 	sigset_t set;
 
-	if (v->restore_affinity)
-		pthread_setaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity);
 	snprintf(name, sizeof(name), "vcpu%u", v->id);
 	pthread_setname_np(pthread_self(), name);
-	/* Everything but the kick signal stays blocked (inherited from the main thread). */
+	/* The stop signals are the event loop's (its signalfd, vm_run); this thread may start
+	 * before vm_run blocks them, so it blocks them itself. The kick signal is its own. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	sigemptyset(&set);
 	sigaddset(&set, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	if (!confine(v, name))
+		return NULL;
 
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		if (atomic_load(&vm->pause_requested)) {
@@ -320,30 +351,9 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-/*
- * The boot vCPU is created on the CPU this thread runs on, which is about to block in the
- * event loop. Left to the scheduler, a new thread can be queued behind a busy CPU's time
- * slice (3 ms measured on a loaded 2-CPU host) while this one goes idle: that delay would be
- * in exec -> first guest instruction. The launcher narrows its own affinity to its CPU for
- * the pthread_create (a new thread inherits it; musl has no pthread_attr_setaffinity_np) and
- * widens it again at once; once running, the vCPU thread takes back the same set, so nothing
- * stays pinned.
- */
+/* The same stack in every libc (glibc's default is 8 MiB, musl's 128 KiB); only the pages
+ * touched are resident. */
 #define VCPU_STACK_SIZE (512 * KiB)
-
-static bool start_here(struct vcpu *v)
-{
-	int cpu = sched_getcpu();
-	cpu_set_t one;
-
-	if (v->id != 0 || cpu < 0 || cpu >= CPU_SETSIZE ||
-	    pthread_getaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity) ||
-	    !CPU_ISSET(cpu, &v->affinity) || CPU_COUNT(&v->affinity) < 2)
-		return false;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	return pthread_setaffinity_np(pthread_self(), sizeof(one), &one) == 0;
-}
 
 int vcpu_start(struct vcpu *v)
 {
@@ -352,19 +362,42 @@ int vcpu_start(struct vcpu *v)
 
 	if (ret)
 		return -ret;
-	/* The same stack in every libc (glibc's default is 8 MiB, musl's 128 KiB); only the pages
-	 * touched are resident. */
 	ret = pthread_attr_setstacksize(&attr, VCPU_STACK_SIZE);
-	v->restore_affinity = !ret && start_here(v);
 	if (!ret)
 		ret = pthread_create(&v->thread, &attr, vcpu_thread, v);
 	pthread_attr_destroy(&attr);
-	if (v->restore_affinity)
-		pthread_setaffinity_np(pthread_self(), sizeof(v->affinity), &v->affinity);
 	if (ret)
 		return -ret;
 	v->thread_started = true;
 	return 0;
+}
+
+/*
+ * The boot vCPU's thread waits on the start gate, and the event loop that opens it is about to
+ * block. Woken where it slept, the thread can wait for an idle CPU to come back or for a busy
+ * one's time slice (milliseconds on a loaded or nested host); moved to this CPU first, it runs
+ * as soon as the event loop blocks. It takes back its own affinity once it runs (confine).
+ */
+static void boot_vcpu_here(struct vcpu *v)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t one;
+
+	if (!v->thread_started || cpu < 0 || cpu >= CPU_SETSIZE ||
+	    pthread_getaffinity_np(v->thread, sizeof(v->affinity), &v->affinity) ||
+	    !CPU_ISSET(cpu, &v->affinity) || CPU_COUNT(&v->affinity) < 2)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	v->restore_affinity = pthread_setaffinity_np(v->thread, sizeof(one), &one) == 0;
+}
+
+void vcpu_release_all(struct vm *vm)
+{
+	if (vm->vcpus && !atomic_load(&vm->vcpus_go))
+		boot_vcpu_here(&vm->vcpus[0]);
+	atomic_store(&vm->vcpus_go, 1);
+	syscall(SYS_futex, &vm->vcpus_go, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 void vcpu_kick(struct vcpu *v)

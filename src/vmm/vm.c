@@ -18,6 +18,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/regs.h"
+#include "sandbox/seccomp.h"
 #include "util/file.h"
 #include "util/log.h"
 #include "virtio/net.h"
@@ -345,6 +346,13 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 		vm->vcpus[i].fd = -1;
 	for (unsigned i = 0; i < vm->nr_vcpus && !ret; i++)
 		ret = vcpu_create(vm, &vm->vcpus[i], i, err, errlen);
+	/* The threads too, now: each installs its seccomp filter while the VM is still being
+	 * built, off the start-up's critical path, then waits for vm_run. They are started by a
+	 * thread without a filter of its own (this one, or the main thread before vm_run), as a
+	 * new thread inherits its creator's. */
+	for (unsigned i = 0; i < vm->nr_vcpus && !ret; i++)
+		if ((ret = vcpu_start(&vm->vcpus[i])))
+			snprintf(err, errlen, "vcpu %u: thread: %s", i, strerror(-ret));
 	return ret;
 }
 
@@ -648,14 +656,15 @@ enum vm_stop_reason vm_run(struct vm *vm)
 			console_raw_enter(vm->stdin_fd);
 	}
 
-	for (unsigned i = 0; i < vm->nr_vcpus && atomic_load(&vm->stop_reason) == VM_STOP_NONE;
-	     i++) {
-		int ret = vcpu_start(&vm->vcpus[i]);
-		if (ret) {
-			log_err("vcpu %u: thread: %s", i, strerror(-ret));
-			vm_request_stop(vm, VM_STOP_ERROR);
-		}
+	/* The event loop's filter; the vCPU threads (vm_create started them: they must not
+	 * inherit it) wait for it before their first KVM_RUN (sandbox/seccomp.h). */
+	char why[200];
+	if (seccomp_enter(SECCOMP_VMM, "event-loop", why, sizeof(why))) {
+		log_err("%s", why);
+		vm_request_stop(vm, VM_STOP_ERROR);
 	}
+	seccomp_test_violation(SECCOMP_VMM, -1);
+	vcpu_release_all(vm);
 
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		int n = event_loop_run_once(&vm->ev, -1);
@@ -691,6 +700,16 @@ void vm_destroy(struct vm *vm)
 		char why[sizeof(vm->prep.err)];
 		prep_release(vm, false);
 		(void)prep_join(vm, why, sizeof(why));
+	}
+	/* A VM that never ran (vm_create failed late, or the API's InstanceStart did): its vCPU
+	 * threads wait for vm_run. Let them see the stop. */
+	for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
+		if (!vm->vcpus[i].thread_started)
+			continue;
+		vm_request_stop(vm, VM_STOP_ERROR);
+		vcpu_release_all(vm);
+		vcpu_kick(&vm->vcpus[i]);
+		vcpu_join(&vm->vcpus[i]);
 	}
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->nr_vcpus; i++)

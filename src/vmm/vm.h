@@ -44,8 +44,8 @@ struct vcpu {
 	_Atomic bool dump_requested; /* log registers at the next exit (SIGUSR1) */
 	uint64_t paused_tsc; /* pause.c: guest TSC when the VM was paused */
 	bool paused_tsc_valid;
-	/* vCPU 0 starts on the CPU of the thread that starts it (vcpu_start), then takes back
-	 * this, the affinity it would have had. */
+	/* vCPU 0 wakes from the start gate on the CPU of the event loop, which is about to block
+	 * (vcpu_release_all), then takes back this, the affinity it had. */
 	bool restore_affinity;
 	cpu_set_t affinity;
 };
@@ -93,6 +93,9 @@ struct vm {
 	unsigned nr_vcpus;
 
 	_Atomic int stop_reason; /* enum vm_stop_reason, first writer wins */
+	/* 0 until the event loop has its seccomp filter: each vCPU thread installs its own, then
+	 * waits for this before its first KVM_RUN (vm_run, sandbox/seccomp.h). A futex word. */
+	_Atomic int vcpus_go;
 	int stop_efd;            /* eventfd: wakes the event loop when a stop is requested */
 	int stdin_fd;            /* -1 when serial input is not from stdin */
 	_Atomic bool stdin_paused;
@@ -151,8 +154,12 @@ void vcpu_park(struct vcpu *v);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t errlen) __must_check;
+/* Start the vCPU's thread: it installs its seccomp filter, then waits for vcpu_release_all
+ * (the VM built, the event loop confined) before its first KVM_RUN. */
 int vcpu_start(struct vcpu *v) __must_check;
 void vcpu_kick(struct vcpu *v);
+/* Let the vCPU threads, each under its own seccomp filter, enter the guest (vm->vcpus_go). */
+void vcpu_release_all(struct vm *vm);
 /* Ask the vCPU thread to log its registers (debugging a stuck guest). */
 void vcpu_request_dump(struct vcpu *v);
 void vcpu_join(struct vcpu *v);

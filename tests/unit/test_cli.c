@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "sandbox/seccomp.h"
 
 #define assert_contains(hay, needle)                                                               \
 	do {                                                                                       \
@@ -518,6 +519,22 @@ static void test_disk_bad(void **state)
 	BAD("--disk: empty value", "--disk=");
 }
 
+/* --seccomp sets the process's mode (sandbox/seccomp.h); a bad value names the option. */
+static void test_seccomp(void **state)
+{
+	(void)state;
+	assert_int_equal(seccomp_mode_get(), SECCOMP_MODE_ON); /* the default */
+	assert_int_equal(parse("--seccomp", "log"), 0);
+	assert_int_equal(seccomp_mode_get(), SECCOMP_MODE_LOG);
+	vm_config_free(&cfg);
+	assert_int_equal(parse("--seccomp=off"), 0);
+	assert_int_equal(seccomp_mode_get(), SECCOMP_MODE_OFF);
+	vm_config_free(&cfg);
+	BAD("--seccomp: 'strict' is not on, log or off", "--seccomp", "strict");
+	BAD("--seccomp given twice", "--seccomp", "on", "--seccomp", "off");
+	seccomp_mode_set(SECCOMP_MODE_ON);
+}
+
 static void test_rng_console(void **state)
 {
 	assert_int_equal(parse("--rng", "off"), 0);
@@ -603,6 +620,8 @@ static void test_help(void **state)
 	    "--console MODE",
 	    "/dev/hvc0",
 	    "[default: off]",
+	    "--seccomp on|log|off",
+	    "[default: on]",
 	    "-h, --help",
 	    "--opt=VALUE",
 	};
@@ -625,7 +644,7 @@ static void test_help(void **state)
 		vm_config_free(&cfg);
 		options++;
 	}
-	assert_int_equal(options, 10); /* plus "-h, --help", which the loop skips */
+	assert_int_equal(options, 11); /* plus "-h, --help", which the loop skips */
 	/* The memory default printed is the real default. */
 	uint64_t v;
 	assert_int_equal(cli_parse_size("512M", 0, &v), 0);
@@ -904,6 +923,7 @@ int main(void)
 	    cmocka_unit_test(test_disk_good),
 	    cmocka_unit_test(test_disk_bad),
 	    cmocka_unit_test(test_rng_console),
+	    cmocka_unit_test(test_seccomp),
 	    cmocka_unit_test(test_help),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_format_size),
