@@ -46,7 +46,7 @@ static const char *const common[] = {
 	"newfstatat", "statx", "stat", "lstat", "futex", "get_robust_list", "set_robust_list", "rseq",
 	"munmap", "madvise", "brk", "mremap", "membarrier",
 	"clock_gettime", "clock_getres", "gettimeofday", "clock_nanosleep", "nanosleep",
-	"sched_yield", "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
+	"sched_yield", "getcpu", "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
 	"getrandom", "restart_syscall", "rt_sigreturn", "rt_sigprocmask", "tgkill", "tkill",
 	"exit", "exit_group",
 };
