@@ -123,7 +123,7 @@ static const struct kind kinds[] = {
 	{ "api", LIST(api_calls), LIST(api_ioctls), true, true, false },
 };
 
-static void die(const char *what, const char *name, int err)
+static _Noreturn void die(const char *what, const char *name, int err)
 {
 	fprintf(stderr, "seccomp_gen: %s %s: %s\n", what, name ? name : "", strerror(-err));
 	exit(1);

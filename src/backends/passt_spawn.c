@@ -289,7 +289,11 @@ static int ready_fifo_make(struct ready_fifo *f, char *err, size_t errlen)
 		gid = pw ? pw->pw_gid : 65534;
 		snprintf(f->runas, sizeof(f->runas), "%u:%u", (unsigned)uid, (unsigned)gid);
 	}
-	if (chmod(f->dir, 0711) || mkfifo(f->path, 0600) || chown(f->path, uid, gid) ||
+	/* Owner kiln's uid, group passt's: passt opens it either before its --runas drop, as a
+	 * root whose capabilities (CAP_DAC_OVERRIDE among them) are already gone (passt 2025),
+	 * or after it (passt 2023). */
+	if (chmod(f->dir, 0711) || mkfifo(f->path, 0600) || chown(f->path, geteuid(), gid) ||
+	    chmod(f->path, 0620) || /* not through mkfifo: the umask would take g+w away */
 	    (f->fd = open(f->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0) {
 		snprintf(err, errlen, "passt: FIFO %s: %s", f->path, strerror(errno));
 		return -errno;

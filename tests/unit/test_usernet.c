@@ -405,12 +405,14 @@ static void test_port_in_use(void **state)
 
 	snprintf(fwd, sizeof(fwd), "tcp:127.0.0.1:%u-:22", port);
 	assert_int_equal(start(fwd, err, sizeof(err)), -1);
+	/* passt's own words, which differ between versions (Debian 12: "Failed to bind any port
+	 * for '-t 127.0.0.1/P:22', exiting"; Debian 13: "Failed to bind port P (Address already
+	 * in use) for option '-t 127.0.0.1/P:22'"), after kiln's prefix. */
 	char want[128];
-	snprintf(want, sizeof(want),
-		 "net 'net0': passt exited with status 1 at start: Failed to bind any port for "
-		 "'-t 127.0.0.1/%u:22', exiting",
-		 port);
-	assert_string_equal(err, want);
+	snprintf(want, sizeof(want), "'-t 127.0.0.1/%u:22'", port);
+	if (strncmp(err, "net 'net0': passt exited with status 1 at start: Failed to bind ", 64) ||
+	    !strstr(err, want))
+		fail_msg("unexpected error: %s", err);
 	dev = NULL;
 	close(l);
 }
