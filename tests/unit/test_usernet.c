@@ -337,10 +337,11 @@ static void test_host_loopback_on(void **state)
 	assert_true(st.rx_packets >= 2);
 }
 
-/* A host connection to a forwarded port becomes a SYN to the guest's port 80. */
-static void test_hostfwd(void **state)
+/* A forward of a free host port to the guest's port 80, and a host connection to it: passt's
+ * SYN to the guest (after an ARP question, answered) is in frame[0..*n). Returns the host's
+ * socket. */
+static int hostfwd_connect(uint8_t *frame, size_t *n_out)
 {
-	static uint8_t frame[2048];
 	uint8_t bootp[1500];
 	char err[256], fwd[64];
 	uint16_t port;
@@ -376,25 +377,95 @@ static void test_hostfwd(void **state)
 		}
 	}
 	assert_true(syn);
+	*n_out = n;
+	return c;
+}
 
-	/* The guest accepts (SYN-ACK); the host speaks first, and its bytes reach the guest.
-	 * (Debian 12's passt finishes the handshake towards the guest only with data.) */
+/* The guest's SYN-ACK for passt's SYN in frame: the guest side of the handshake. Returns the
+ * host's port, which is also seen_port from then on. */
+static uint16_t guest_accepts(uint8_t *frame, size_t n)
+{
 	const uint8_t *l4 = NULL;
 	size_t l4len = 0;
+
 	assert_int_equal(ff_ipv4(frame, n, &l4, &l4len), IPPROTO_TCP);
 	uint16_t hport = (uint16_t)(l4[0] << 8 | l4[1]);
 	uint32_t hseq = (uint32_t)l4[4] << 24 | (uint32_t)l4[5] << 16 | (uint32_t)l4[6] << 8 | l4[7];
 	n = ff_tcp(frame, gw_mac, guest_mac, "10.0.2.15", "10.0.2.2", 80, hport, 7000, hseq + 1,
 		   0x12);
 	guest_send(frame, n);
+	seen_port = hport;
+	return hport;
+}
+
+/* A host connection to a forwarded port becomes a SYN to the guest's port 80. */
+static void test_hostfwd(void **state)
+{
+	static uint8_t frame[2048];
+	size_t n = 0;
+	int c = hostfwd_connect(frame, &n);
+
+	/* The guest accepts (SYN-ACK); the host speaks first, and its bytes reach the guest.
+	 * (Debian 12's passt finishes the handshake towards the guest only with data.) */
+	guest_accepts(frame, n);
 	for (int i = 0; i < 100; i++) {
 		event_loop_run_once(&ev, 5);
 		if (write(c, "hi!", 3) == 3)
 			break;
 	}
-	seen_port = hport;
 	assert_true(guest_recv(is_data_from_host, frame, &n, 3000));
 	close(c);
+}
+
+/* passt's ACK completing the handshake towards the guest (no SYN, FIN, RST or data). */
+static bool is_handshake_ack(const uint8_t *f, size_t n)
+{
+	const uint8_t *l4;
+	size_t l4len;
+
+	return ff_ipv4(f, n, &l4, &l4len) == IPPROTO_TCP && l4len >= FF_TCP &&
+	       (l4[0] << 8 | l4[1]) == seen_port && (l4[13] & 0x17) == 0x10;
+}
+
+/* Is the passt that kiln runs Debian 12's (0.0~git2023...), which has the bug below? */
+static bool passt_2023(void)
+{
+	const char *bin = getenv("KILN_PASST");
+	char cmd[300], line[200] = "";
+	FILE *p;
+
+	/* Its --version, or Debian's package version for /usr/bin/passt (Debian 12's binary says
+	 * "unknown version"). */
+	if (!bin || !*bin)
+		bin = "passt";
+	snprintf(cmd, sizeof(cmd),
+		 "'%s' --version 2>&1; case \"$(command -v '%s')\" in /usr/bin/passt) "
+		 "dpkg-query -W -f='${Version}\\n' passt 2>/dev/null;; esac",
+		 bin, bin);
+	if (!(p = popen(cmd, "r")))
+		return false;
+	while (fgets(line, sizeof(line), p) && !strstr(line, "git2023"))
+		;
+	pclose(p);
+	return strstr(line, "git2023") != NULL;
+}
+
+/* A server that speaks first (SMTP, an SSH banner): passt must finish the handshake towards
+ * the guest without waiting for the host's bytes. Debian 12's passt (2023.03) does not; its
+ * successors do (docs/guest.md). */
+static void test_hostfwd_server_first(void **state)
+{
+	static uint8_t frame[2048];
+	size_t n = 0;
+	int c = hostfwd_connect(frame, &n);
+	bool acked;
+
+	guest_accepts(frame, n);
+	acked = guest_recv(is_handshake_ack, frame, &n, 3000);
+	close(c);
+	if (!acked && passt_2023())
+		skip(); /* the 2023 passt's known limit: only client-first protocols forward */
+	assert_true(acked);
 }
 
 static void test_port_in_use(void **state)
@@ -627,6 +698,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_host_loopback_off, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_host_loopback_on, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostfwd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostfwd_server_first, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_port_in_use, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_passt_missing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_passt_killed, setup, teardown),
