@@ -24,6 +24,9 @@ fail() {
 	exit 1
 }
 
+# A new kiln's serial output, none of the last one's left for wait_for to find.
+fresh_out() { rm -f "$dir/out"; }
+
 # wait_for FILE REGEX: up to 10 s, while kiln ($pid) runs.
 wait_for() {
 	for _ in $(seq 200); do
@@ -63,6 +66,7 @@ start_api() {
 	local kiln=$1
 	shift
 	rm -f "$dir/api.sock"
+	fresh_out
 	env "$@" "$kiln" api --api-sock "$dir/api.sock" </dev/null >"$dir/out" 2>"$dir/err" &
 	pid=$!
 	for _ in $(seq 100); do [ -S "$dir/api.sock" ] && break; sleep 0.05; done
@@ -89,6 +93,7 @@ for kiln in "$@"; do
 	run=("$kiln" run --kernel "$guest" --cpus 2 --memory 64M --serial "file=$dir/out")
 
 	label="$b run"
+	fresh_out
 	"${run[@]}" </dev/null >/dev/null 2>"$dir/err" &
 	pid=$!
 	wait_for "$dir/out" '^tick 2 ' || fail "$label: the guest did not tick"
@@ -96,6 +101,7 @@ for kiln in "$@"; do
 	stop_kiln
 
 	label="$b run --seccomp off"
+	fresh_out
 	"${run[@]}" --seccomp off </dev/null >/dev/null 2>"$dir/err" &
 	pid=$!
 	wait_for "$dir/out" '^tick 2 ' || fail "$label: the guest did not tick"
@@ -133,6 +139,7 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(3)' "$dir/
 	expect_stop "$b api" '^kiln: seccomp: thread api made system call 59 \(execve'
 
 	label="$b run --seccomp log"
+	fresh_out
 	KILN_TEST_SECCOMP=vmm "${run[@]}" --seccomp log </dev/null >/dev/null 2>"$dir/err" &
 	pid=$!
 	wait_for "$dir/out" '^tick 2 ' || fail "$label: the guest did not tick"
