@@ -11,8 +11,8 @@
 #include "cli/cli.h"
 #include "config.h"
 #include "kiln-build.h"
-#include "sandbox/seccomp.h"
 #include "sandbox/jailer.h"
+#include "sandbox/seccomp.h"
 #include "util/log.h"
 #include "vmm/vm.h"
 
@@ -43,20 +43,26 @@ static void usage(FILE *f)
 		KILN_GUEST_DIR);
 }
 
-/* KILN_SECCOMP=on|log|off: the default of --seccomp (a whole test suite in log mode). */
-static int seccomp_from_env(void)
+/* The process's seccomp mode from s ("on", "log" or "off"), which `who` gave (the line that
+ * names it when s is none of them). Returns 0 or -1. */
+static int seccomp_mode_from(const char *who, const char *s)
 {
-	const char *s = getenv("KILN_SECCOMP");
 	enum seccomp_mode m;
 
-	if (!s || !*s)
-		return 0;
 	if (seccomp_mode_parse(s, &m)) {
-		fprintf(stderr, "kiln: KILN_SECCOMP: '%s' is not on, log or off\n", s);
+		fprintf(stderr, "%s: '%s' is not on, log or off\n", who, s);
 		return -1;
 	}
 	seccomp_mode_set(m);
 	return 0;
+}
+
+/* KILN_SECCOMP=on|log|off: the default of --seccomp (a whole test suite in log mode). */
+static int seccomp_from_env(void)
+{
+	const char *s = getenv("KILN_SECCOMP");
+
+	return s && *s ? seccomp_mode_from("kiln: KILN_SECCOMP", s) : 0;
 }
 
 static void log_level_from_env(void)
@@ -168,7 +174,6 @@ static int cmd_api(int argc, char **argv)
 {
 	struct api_options o = { 0 };
 	const char **slot, *seccomp = NULL;
-	enum seccomp_mode mode;
 
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i], *eq = strchr(arg, '='), *val = NULL;
@@ -208,13 +213,8 @@ static int cmd_api(int argc, char **argv)
 		}
 		*slot = val;
 	}
-	if (seccomp) {
-		if (seccomp_mode_parse(seccomp, &mode)) {
-			fprintf(stderr, "kiln api: --seccomp: '%s' is not on, log or off\n", seccomp);
-			return 1;
-		}
-		seccomp_mode_set(mode);
-	}
+	if (seccomp && seccomp_mode_from("kiln api: --seccomp", seccomp))
+		return 1;
 	if (o.no_api && !o.config_file) {
 		fprintf(stderr, "kiln api: --no-api needs --config-file\n");
 		return 1;

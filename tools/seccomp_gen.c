@@ -111,16 +111,15 @@ struct kind {
 	size_t nr_calls;
 	const unsigned long *ioctls;
 	size_t nr_ioctls;
-	bool threads;	 /* may create threads (clone with CLONE_THREAD) */
-	bool open_any;	 /* openat with any flags (else: without O_CREAT, vmm only) */
-	bool open_read;	 /* openat without O_CREAT */
+	bool threads; /* may create threads (clone with CLONE_THREAD) */
+	enum { OPEN_NONE, OPEN_READ, OPEN_ANY } open; /* open/openat: never, no O_CREAT, any */
 };
 
 #define LIST(a) a, ARRAY_SIZE(a)
 static const struct kind kinds[] = {
-	{ "vcpu", LIST(vcpu_calls), LIST(vcpu_ioctls), false, false, false },
-	{ "vmm", LIST(vmm_calls), LIST(vmm_ioctls), false, false, true },
-	{ "api", LIST(api_calls), LIST(api_ioctls), true, true, false },
+	{ "vcpu", LIST(vcpu_calls), LIST(vcpu_ioctls), false, OPEN_NONE },
+	{ "vmm", LIST(vmm_calls), LIST(vmm_ioctls), false, OPEN_READ },
+	{ "api", LIST(api_calls), LIST(api_ioctls), true, OPEN_ANY },
 };
 
 static _Noreturn void die(const char *what, const char *name, int err)
@@ -175,10 +174,10 @@ static void add_rules(scmp_filter_ctx ctx, const struct kind *k)
 		allow(ctx, "clone", 1, &a);
 	}
 	/* musl opens with open(2), glibc with openat(2). */
-	if (k->open_any) {
+	if (k->open == OPEN_ANY) {
 		allow(ctx, "openat", 0, NULL);
 		allow(ctx, "open", 0, NULL);
-	} else if (k->open_read) {
+	} else if (k->open == OPEN_READ) {
 		a = SCMP_A2_64(SCMP_CMP_MASKED_EQ, O_CREAT | O_TMPFILE, 0);
 		allow(ctx, "openat", 1, &a);
 		a = SCMP_A1_64(SCMP_CMP_MASKED_EQ, O_CREAT | O_TMPFILE, 0);

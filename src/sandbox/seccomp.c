@@ -1,7 +1,6 @@
 /* seccomp.c: install the allowlists that tools/seccomp_gen.c compiled at build time, and the
  * SIGSYS handler that turns a call outside them into one line and a stop. */
 #include <errno.h>
-#include <linux/audit.h>
 #include <linux/kvm.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -23,11 +22,13 @@
 static enum seccomp_mode g_mode = SECCOMP_MODE_ON;
 static _Thread_local char t_name[16]; /* the calling thread's name for the stop line */
 
+static const char *const mode_names[] = { [SECCOMP_MODE_ON] = "on", [SECCOMP_MODE_LOG] = "log",
+					   [SECCOMP_MODE_OFF] = "off" };
+
 int seccomp_mode_parse(const char *s, enum seccomp_mode *out)
 {
-	static const char *const names[] = { "on", "log", "off" };
-	for (unsigned i = 0; i < ARRAY_SIZE(names); i++)
-		if (!strcmp(s, names[i])) {
+	for (unsigned i = 0; i < ARRAY_SIZE(mode_names); i++)
+		if (!strcmp(s, mode_names[i])) {
 			*out = (enum seccomp_mode)i;
 			return 0;
 		}
@@ -36,11 +37,7 @@ int seccomp_mode_parse(const char *s, enum seccomp_mode *out)
 
 void seccomp_mode_set(enum seccomp_mode m) { g_mode = m; }
 enum seccomp_mode seccomp_mode_get(void) { return g_mode; }
-
-const char *seccomp_mode_name(enum seccomp_mode m)
-{
-	return m == SECCOMP_MODE_ON ? "on" : m == SECCOMP_MODE_LOG ? "log" : "off";
-}
+const char *seccomp_mode_name(enum seccomp_mode m) { return mode_names[m]; }
 
 /* Async-signal-safe: a string into buf at *n. */
 static void put(char *buf, size_t cap, size_t *n, const char *s)
@@ -68,7 +65,6 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	size_t n = 0;
 	unsigned nr = (unsigned)si->si_syscall;
 	int log_fd = log_get_fd();
-
 	const greg_t *r = ((ucontext_t *)uc)->uc_mcontext.gregs;
 
 	(void)sig;

@@ -702,14 +702,12 @@ void vm_destroy(struct vm *vm)
 		(void)prep_join(vm, why, sizeof(why));
 	}
 	/* A VM that never ran (vm_create failed late, or the API's InstanceStart did): its vCPU
-	 * threads wait for vm_run. Let them see the stop. */
-	for (unsigned i = 0; vm->vcpus && i < vm->nr_vcpus; i++) {
-		if (!vm->vcpus[i].thread_started)
-			continue;
+	 * threads wait at the start gate. They see the stop once it opens. */
+	if (vm->vcpus && !atomic_load(&vm->vcpus_go)) {
 		vm_request_stop(vm, VM_STOP_ERROR);
 		vcpu_release_all(vm);
-		vcpu_kick(&vm->vcpus[i]);
-		vcpu_join(&vm->vcpus[i]);
+		for (unsigned i = 0; i < vm->nr_vcpus; i++)
+			vcpu_join(&vm->vcpus[i]); /* a no-op for a thread never started */
 	}
 	if (vm->vcpus) {
 		for (unsigned i = 0; i < vm->nr_vcpus; i++)
