@@ -49,6 +49,10 @@ blk_mib=${BENCH_BLK_MIB:-1024}
 blk_s=${BENCH_BLK_SECONDS:-1}
 netb=${BENCH_NET:-$(dirname "$kiln")/bench/net}
 usernetb=${BENCH_USERNET:-$(dirname "$kiln")/bench/usernet}
+# The passt that kiln runs: the one the build put beside it (bench/usernet is not beside it).
+if [ -z "${KILN_PASST:-}" ] && [ -x "$(dirname "$kiln")/passt" ]; then
+	export KILN_PASST=$(dirname "$kiln")/passt
+fi
 mem_mib=128       # tiny-image VMs: 128 MiB, 1 vCPU
 linux_mem_mib=256 # the default guest, as `make run` boots it
 linux_cpus=${BENCH_LINUX_CPUS:-2}

@@ -8,7 +8,9 @@ PKGS=(
 	libcmocka-dev liburing-dev libmicrohttpd-dev libjansson-dev curl
 	clang
 	libseccomp-dev # the seccomp filters, compiled at build time (tools/seccomp_gen.c)
-	passt # user-mode networking (--net user), run as a process of its own
+	# user-mode networking (--net user) is a passt process: scripts/passt.sh builds Debian 13's
+	# from source (Debian 12's stalls server-first forwards); the package is the fallback
+	gpgv debian-archive-keyring passt
 	cpio lz4 xz-utils zstd kmod
 	acpica-tools
 	flex bison bc libelf-dev libssl-dev patch iproute2

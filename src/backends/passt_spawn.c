@@ -442,10 +442,34 @@ out:
 	return ret;
 }
 
+/* The passt to run: $KILN_PASST, else a passt beside kiln's own executable (the build puts
+ * the passt that scripts/passt.sh builds there), else passt in PATH. */
+static const char *passt_binary(char *buf, size_t len)
+{
+	const char *env = getenv("KILN_PASST");
+	ssize_t n;
+	char *slash;
+
+	if (env && *env)
+		return env;
+	n = readlink("/proc/self/exe", buf, len - 1);
+	if (n > 0 && (size_t)n < len - sizeof("passt")) {
+		buf[n] = '\0';
+		slash = strrchr(buf, '/');
+		if (slash) {
+			memcpy(slash + 1, "passt", sizeof("passt"));
+			if (!access(buf, X_OK))
+				return buf;
+		}
+	}
+	return "passt";
+}
+
 int passt_spawn(const struct net_config *cfg, int sock, struct event_loop *ev,
 		struct passt_child *ch, char *err, size_t errlen)
 {
-	const char *bin = getenv("KILN_PASST");
+	char path[PATH_MAX];
+	const char *bin = passt_binary(path, sizeof(path));
 	const char *argv[PASST_MAX_ARGS];
 	struct ready_fifo fifo = {.fd = -1};
 	char store[2048], how[96];
@@ -453,8 +477,6 @@ int passt_spawn(const struct net_config *cfg, int sock, struct event_loop *ev,
 
 	memset(ch, 0, sizeof(*ch));
 	ch->pidfd = ch->err_fd = -1;
-	if (!bin || !*bin)
-		bin = "passt";
 	ret = ready_fifo_make(&fifo, err, errlen);
 	if (!ret)
 		ret = passt_build_argv(bin, cfg, fifo.path, fifo.runas[0] ? fifo.runas : NULL,
@@ -471,8 +493,8 @@ int passt_spawn(const struct net_config *cfg, int sock, struct event_loop *ev,
 	out[1] = -1;
 	if (ret) {
 		snprintf(err, errlen, "cannot run %s: %s%s", bin, strerror(ret),
-			 ret == ENOENT ? " (install Debian's passt package, or point KILN_PASST at "
-					 "passt)"
+			 ret == ENOENT ? " (the build puts one beside kiln; "
+					 "else install Debian's passt package or point KILN_PASST at one)"
 				       : "");
 		ch->pid = 0;
 		ret = -ret;

@@ -7,8 +7,12 @@
 # usage: passt_killed.sh KILN GUEST
 set -u
 kiln=$1 guest=$2
-if ! command -v "${KILN_PASST:-passt}" >/dev/null 2>&1; then
-	echo "SKIP: no passt (Debian's passt package; scripts/deps.sh installs it)"
+# The passt kiln runs: $KILN_PASST, else the one the build put beside kiln, else passt in PATH.
+beside=$(dirname "$(realpath "$kiln")")/passt
+if [ -z "${KILN_PASST:-}" ] && [ -x "$beside" ]; then
+	want=$beside
+elif ! command -v "${KILN_PASST:-passt}" >/dev/null 2>&1; then
+	echo "SKIP: no passt (the build makes one beside kiln: meson -Dpasst_from_source=true)"
 	exit 77
 fi
 
@@ -35,6 +39,12 @@ passt=$(sed -n 's/.*passt (pid \([0-9]*\)) is ready.*/\1/p' "$dir/err" | head -n
 [ -n "$passt" ] || fail "no 'passt ... is ready' line"
 [ "$(cat "/proc/$passt/status" 2>/dev/null | sed -n 's/^PPid:[[:space:]]*//p')" = "$pid" ] ||
 	fail "pid $passt is not kiln's child"
+# Where the CPU has AVX2, passt re-executes itself as passt.avx2.
+if [ -n "${want:-}" ]; then
+	exe=$(readlink "/proc/$passt/exe")
+	[ "$exe" = "$want" ] || [ "$exe" = "$want.avx2" ] ||
+		fail "kiln ran $exe, not the passt beside it ($want)"
+fi
 
 kill -KILL "$passt"
 for _ in $(seq 50); do
