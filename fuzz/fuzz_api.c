@@ -6,11 +6,19 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/snapshot_body.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Extra selectors after the enum: bodies that are checked but not applied. */
-enum { SEL_DRIVE_PATCH = API_BODY__COUNT, SEL_ACTION, SEL_VM_STATE, SEL__COUNT };
+enum {
+	SEL_DRIVE_PATCH = API_BODY__COUNT,
+	SEL_ACTION,
+	SEL_VM_STATE,
+	SEL_SNAP_CREATE,
+	SEL_SNAP_LOAD,
+	SEL__COUNT
+};
 
 static void check_msg(int ret, const char *err)
 {
@@ -84,6 +92,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else if (sel == SEL_VM_STATE) {
 			bool pause;
 			ret = api_parse_vm_state(body, len, &pause, err, sizeof(err));
+		} else if (sel == SEL_SNAP_CREATE) {
+			struct api_snapshot_create sc;
+			ret = api_parse_snapshot_create(body, len, &sc, err, sizeof(err));
+			if (!ret && (!sc.snapshot_path || !sc.mem_file_path))
+				abort();
+			api_snapshot_create_free(&sc);
+		} else if (sel == SEL_SNAP_LOAD) {
+			struct api_snapshot_load sl;
+			ret = api_parse_snapshot_load(body, len, &sl, err, sizeof(err));
+			if (!ret && (!sl.snapshot_path || !sl.backend_path ||
+				     sl.nr_net_overrides > VM_CONFIG_MAX_NETS))
+				abort();
+			api_snapshot_load_free(&sl);
 		} else {
 			const char *id = sel == API_BODY_DRIVE ? "rootfs" : "eth0";
 			ret =

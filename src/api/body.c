@@ -29,9 +29,9 @@ bool api_id_valid(const char *s)
 
 /* A path field: non-empty, and (if must_exist) naming a file kiln can open the way it will
  * (read, plus write unless read_only). Block devices are allowed for drives. */
-static int get_path(const json_t *o, const char *key, const char *what, bool required,
-		    bool must_exist, bool want_write, bool allow_blockdev, const char **out,
-		    char *err, size_t errlen)
+int api_get_path(const json_t *o, const char *key, const char *what, bool required,
+		 bool must_exist, bool want_write, bool allow_blockdev, const char **out, char *err,
+		 size_t errlen)
 {
 	struct api_json_quote q;
 	struct stat st;
@@ -75,11 +75,12 @@ int api_sec_boot_source(struct api_config *c, const json_t *o, const char *w, ch
 	int ret;
 
 	if ((ret = api_json_check_object(o, w, fields, err, n)) ||
-	    (ret = get_path(o, "kernel_image_path", w, true, true, false, false, &kernel, err, n)) <
-		0 ||
+	    (ret = api_get_path(o, "kernel_image_path", w, true, true, false, false, &kernel, err,
+				n)) < 0 ||
 	    (ret = api_json_str(o, "boot_args", w, false, API_BOOT_ARGS_MAX - 1, &args, err, n)) <
 		0 ||
-	    (ret = get_path(o, "initrd_path", w, false, true, false, false, &initrd, err, n)) < 0)
+	    (ret = api_get_path(o, "initrd_path", w, false, true, false, false, &initrd, err,
+				n)) < 0)
 		return ret;
 	if (set_str(&k, kernel) || set_str(&a, args) || set_str(&i, initrd)) {
 		free(k);
@@ -180,7 +181,7 @@ int api_sec_drive(struct api_config *c, const json_t *o, const char *url_id, con
 	    (ret = api_json_unsupported(o, "rate_limiter", w, NO_RATE_LIMIT, err, n)) ||
 	    (ret = api_json_bool(o, "is_root_device", w, true, &root, err, n)) < 0 ||
 	    (ret = api_json_bool(o, "is_read_only", w, false, &ro, err, n)) < 0 ||
-	    (ret = get_path(o, "path_on_host", w, true, true, !ro, true, &path, err, n)) < 0 ||
+	    (ret = api_get_path(o, "path_on_host", w, true, true, !ro, true, &path, err, n)) < 0 ||
 	    (ret = api_json_enum(o, "cache_type", w, false, caches, false, &cache, err, n)) < 0 ||
 	    (ret = api_json_enum(o, "io_engine", w, false, engines, false, &engine, err, n)) < 0 ||
 	    (ret = api_json_str(o, "partuuid", w, false, API_PARTUUID_MAX - 1, &partuuid, err, n)) <
@@ -307,7 +308,8 @@ int api_sec_serial(struct api_config *c, const json_t *o, const char *w, char *e
 
 	if ((ret = api_json_check_object(o, w, fields, err, n)) ||
 	    (ret = api_json_unsupported(o, "rate_limiter", w, NO_RATE_LIMIT, err, n)) ||
-	    (ret = get_path(o, "serial_out_path", w, false, false, true, false, &path, err, n)) < 0)
+	    (ret = api_get_path(o, "serial_out_path", w, false, false, true, false, &path, err,
+				n)) < 0)
 		return ret;
 	if (set_str(&c->vm.serial_path, path))
 		return -ENOMEM;
@@ -329,7 +331,7 @@ int api_sec_logger(struct api_config *c, const json_t *o, const char *w, char *e
 	int ret;
 
 	if ((ret = api_json_check_object(o, w, fields, err, n)) ||
-	    (ret = get_path(o, "log_path", w, false, false, true, false, &path, err, n)) < 0 ||
+	    (ret = api_get_path(o, "log_path", w, false, false, true, false, &path, err, n)) < 0 ||
 	    (ret = api_json_enum(o, "level", w, false, levels, true, &level, err, n)) < 0 ||
 	    (ret = api_json_bool(o, "show_level", w, false, &l.show_level, err, n)) < 0 ||
 	    (ret = api_json_bool(o, "show_log_origin", w, false, &l.show_origin, err, n)) < 0 ||
@@ -353,7 +355,7 @@ int api_sec_metrics(struct api_config *c, const json_t *o, const char *w, char *
 	int ret;
 
 	if ((ret = api_json_check_object(o, w, fields, err, n)) ||
-	    (ret = get_path(o, "metrics_path", w, true, false, true, false, &path, err, n)) < 0)
+	    (ret = api_get_path(o, "metrics_path", w, true, false, true, false, &path, err, n)) < 0)
 		return ret;
 	return set_str(&c->metrics_path, path);
 }

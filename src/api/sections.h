@@ -10,6 +10,13 @@
  * only if the whole object is valid. url_id is the {id} from the URL, or NULL in a config
  * file (then the body's id is used). Return 0, -EINVAL with a message, or -ENOMEM.
  */
+/* A path field: non-empty, at most API_PATH_MAX - 1 bytes, and (if must_exist) naming a
+ * regular file (or, with allow_blockdev, a block device) that kiln can open for reading, and
+ * writing with want_write. The same return convention as the api_json getters. */
+int api_get_path(const json_t *o, const char *key, const char *what, bool required,
+		 bool must_exist, bool want_write, bool allow_blockdev, const char **out, char *err,
+		 size_t errlen) __must_check;
+
 int api_sec_boot_source(struct api_config *c, const json_t *o, const char *w, char *err,
 			size_t n) __must_check;
 int api_sec_machine(struct api_config *c, const json_t *o, const char *w, bool patch, char *err,
