@@ -564,7 +564,14 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 
 	struct acpi_config acfg = { .nr_cpus = cfg->cpus,
 				    .dsdt_sb_hook = acpi_pci_dsdt_hook,
-				    .dsdt_sb_opaque = &vm->pci };
+				    .dsdt_sb_opaque = &vm->pci,
+				    .vmgenid = true };
+	ret = vmgenid_init(&vm->vmgenid, &vm->mem,
+			   (struct irq_line){ .set = irq_line_kvm, .opaque = vm, .gsi = VMGENID_GSI });
+	if (ret) {
+		snprintf(err, errlen, "VMGenID: %s", strerror(-ret));
+		goto fail;
+	}
 	ret = acpi_build(&vm->mem, &acfg, &vm->rsdp);
 	if (ret) {
 		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));

@@ -15,6 +15,7 @@
 #include "devices/rtc.h"
 #include "devices/serial.h"
 #include "devices/stop.h"
+#include "devices/vmgenid.h"
 #include "vmm/bus.h"
 #include "vmm/irq.h"
 #include "vmm/event.h"
@@ -80,6 +81,7 @@ struct vm {
 	struct i8042 i8042;
 	struct rtc rtc;
 	struct acpi_pm acpi_pm;
+	struct vmgenid vmgenid; /* a new ID at every restore and fork */
 	struct irq_router irq; /* GSI routes: legacy pins + MSI */
 	struct pci_bus pci;    /* bus 0: host bridge, then PCI devices */
 	struct vm_virtio virtio[VM_MAX_VIRTIO]; /* [0, nr_virtio) are live */

@@ -111,6 +111,8 @@ expect "vdd.img blocks shrank ($vdd_blocks_before -> $vdd_blocks_after)" \
 # rng and console.
 expect_value KILN_HWRNG_CURRENT virtio_rng.0
 expect_value KILN_HWRNG_BYTES 64
+expect_value KILN_VMGENID "KILN0001:00"
+expect_value KILN_GED "ACPI0013:00"
 expect "hvc0 output reached kiln's stdout" grep -q '^KILN_HVC0_FROM_GUEST$' <<<"$clean_hvc"
 expect_value KILN_HVC0_READ "$host_line"
 expect_no_line 'needs reset|I/O error'

@@ -18,6 +18,7 @@
 #include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
 #include "devices/acpi_pm.h"
+#include "devices/vmgenid.h"
 #include "vmm/memory.h"
 
 #include "tools.h" /* after cmocka.h: it asserts */
@@ -404,6 +405,77 @@ static void test_too_small(void **state)
 	free(buf);
 }
 
+/* VMGenID: the DSDT declares it (and its GED) only when asked; the device writes a random
+ * ID at LAYOUT_VMGENID and, for a new generation, a different one and an edge on its GSI. */
+struct edges {
+	unsigned rises, falls, gsi;
+	int level;
+};
+
+static void record_edge(void *opaque, unsigned gsi, int level)
+{
+	struct edges *e = opaque;
+
+	e->gsi = gsi;
+	if (level && !e->level)
+		e->rises++;
+	if (!level && e->level)
+		e->falls++;
+	e->level = level;
+}
+
+static bool dsdt_has(bool vmgenid, const char *what)
+{
+	struct acpi_config cfg = {.nr_cpus = 1, .vmgenid = vmgenid};
+	uint8_t *buf = malloc(ACPI_LEN);
+	struct parsed p;
+	gpa_t rsdp;
+	long used;
+	bool found;
+
+	assert_non_null(buf);
+	used = acpi_build_buf(buf, ACPI_LEN, LAYOUT_ACPI_START, &cfg, &rsdp);
+	assert_true(used > 0);
+	struct img m = {.buf = buf, .len = (size_t)used, .base = LAYOUT_ACPI_START};
+	parse_all(&m, rsdp, 1, false, &p);
+	found = memmem(at(&m, p.dsdt, p.dsdt_len), p.dsdt_len, what, strlen(what)) != NULL;
+	free(buf);
+	return found;
+}
+
+static void test_vmgenid(void **state)
+{
+	struct guest_mem mem;
+	struct vmgenid g;
+	struct edges e = {0};
+	uint8_t first[VMGENID_SIZE];
+	(void)state;
+
+	assert_true(dsdt_has(true, "VM_Gen_Counter"));
+	assert_true(dsdt_has(true, "ACPI0013"));
+	assert_false(dsdt_has(false, "VM_Gen_Counter"));
+	assert_false(dsdt_has(false, "ACPI0013"));
+
+	assert_int_equal(guest_mem_init(&mem, 4 << 20), 0);
+	assert_int_equal(vmgenid_init(&g, &mem, (struct irq_line){.set = record_edge, .opaque = &e,
+								  .gsi = VMGENID_GSI}),
+			 0);
+	const uint8_t *id = gpa_to_hva(&mem, LAYOUT_VMGENID, VMGENID_SIZE);
+	assert_non_null(id);
+	assert_memory_equal(id, g.id, VMGENID_SIZE);
+	assert_memory_not_equal(id, (uint8_t[VMGENID_SIZE]){0}, VMGENID_SIZE);
+	assert_int_equal(e.rises, 0); /* read at boot: no interrupt */
+	memcpy(first, id, sizeof(first));
+
+	assert_int_equal(vmgenid_new_generation(&g), 0);
+	assert_memory_not_equal(id, first, VMGENID_SIZE);
+	assert_memory_equal(id, g.id, VMGENID_SIZE);
+	assert_int_equal(e.rises, 1);
+	assert_int_equal(e.falls, 1);
+	assert_int_equal(e.gsi, VMGENID_GSI);
+	guest_mem_destroy(&mem);
+}
+
 static void open_hook(struct aml *a, void *opaque)
 {
 	(void)opaque;
@@ -590,7 +662,8 @@ static void test_iasl(void **state)
 	char dir[] = "/tmp/kiln-acpi-XXXXXX";
 	uint8_t *buf;
 	int calls = 0;
-	struct acpi_config cfg = {.nr_cpus = 4, .dsdt_sb_hook = pci_hook, .dsdt_sb_opaque = &calls};
+	struct acpi_config cfg = {.nr_cpus = 4, .dsdt_sb_hook = pci_hook, .dsdt_sb_opaque = &calls,
+				  .vmgenid = true};
 	struct parsed p;
 	gpa_t rsdp;
 	uint64_t xsdt;
@@ -739,6 +812,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_config),
 	    cmocka_unit_test(test_acpi_build_guest_mem),
 	    cmocka_unit_test(test_iasl),
+	    cmocka_unit_test(test_vmgenid),
 	    cmocka_unit_test(test_pm_poweroff),
 	    cmocka_unit_test(test_pm_other_sleep_states),
 	    cmocka_unit_test(test_pm_reset),

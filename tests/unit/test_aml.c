@@ -272,6 +272,14 @@ static void test_method(void **state)
 	aml_init(&a);
 	aml_method_begin(&a, "BAD", 8, false);
 	expect_error(&a, -EINVAL);
+
+	/* Method(_EVT, 1) { Notify(\_SB_.VGEN, 0x80) }: NotifyOp, a DualNamePath, a ByteConst */
+	aml_init(&a);
+	aml_method_begin(&a, "_EVT", 1, false);
+	aml_notify(&a, "\\_SB_.VGEN", 0x80);
+	aml_end(&a);
+	EXPECT(&a, 0x14, 0x13, '_', 'E', 'V', 'T', 0x01, 0x86, '\\', 0x2e, '_', 'S', 'B', '_', 'V',
+	       'G', 'E', 'N', 0x0a, 0x80);
 }
 
 static void test_packages(void **state)

@@ -9,6 +9,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/vmgenid.h"
 
 /*
  * Layout from the base address (LAYOUT_ACPI_START, in the BIOS area Linux also scans):
@@ -315,6 +316,9 @@ static void dsdt_aml(struct aml *a, const struct acpi_config *cfg)
 	aml_res_io(a, RTC_PORT_BASE, RTC_PORT_BASE, 1, 2);
 	aml_end(a);
 	aml_end(a);
+
+	if (cfg->vmgenid)
+		vmgenid_dsdt(a);
 
 	if (cfg->dsdt_sb_hook) {
 		depth = aml_depth(a);

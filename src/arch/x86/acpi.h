@@ -1,6 +1,7 @@
 /* acpi.h: ACPI tables built in C at boot: RSDP, XSDT, FADT (hardware-reduced), MADT, DSDT. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@ struct acpi_config {
 	/* Optional hook to append device objects inside \_SB_ of the DSDT (PCI root bridge later). */
 	void (*dsdt_sb_hook)(struct aml *aml, void *opaque);
 	void *dsdt_sb_opaque;
+	bool vmgenid; /* declare the VM Generation ID device and its GED (devices/vmgenid.h) */
 };
 
 /* Build every table into guest memory in [LAYOUT_ACPI_START, LAYOUT_ACPI_END). On success stores

@@ -26,6 +26,7 @@
 #define AML_ROOT_CHAR 0x5c
 #define AML_PARENT_PREFIX_CHAR 0x5e
 #define AML_RETURN_OP 0xa4
+#define AML_NOTIFY_OP 0x86
 #define AML_ONES_OP 0xff
 #define AML_NULL_NAME 0x00
 
@@ -398,6 +399,15 @@ void aml_return(struct aml *a)
 	if (!ok_in(a, IN_TERM))
 		return;
 	put8(a, AML_RETURN_OP);
+}
+
+void aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+	if (!ok_in(a, IN_TERM))
+		return;
+	put8(a, AML_NOTIFY_OP);
+	put_namestring(a, path);
+	aml_integer(a, value);
 }
 
 /* Open a frame whose PkgLength will be inserted at the current end of the buffer. */

@@ -88,6 +88,8 @@ void aml_name_eisaid(struct aml *a, const char *path, const char *id);
 
 /* Return(<operand>): emits ReturnOp; the caller then emits the operand. */
 void aml_return(struct aml *a);
+/* Notify(path, value): in a method body. */
+void aml_notify(struct aml *a, const char *path, uint64_t value);
 
 /* Nested objects, each closed by aml_end(). */
 void aml_scope_begin(struct aml *a, const char *path);

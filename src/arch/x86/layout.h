@@ -10,6 +10,7 @@
  *                |  identity, 2 MiB pages)   |
  *   0x0002_0000  | kernel command line       |
  *   0x0009_fc00  +---------------------------+ e820: reserved up to 1 MiB
+ *   0x000d_f000  | VMGenID: 16-byte ID       |
  *   0x000e_0000  | ACPI: RSDP, XSDT, FADT,   |
  *                |  MADT, DSDT               |
  *   0x0010_0000  +---------------------------+ e820: RAM
@@ -35,6 +36,7 @@
 #define LAYOUT_CMDLINE 0x20000ULL
 #define LAYOUT_CMDLINE_MAX 0x10000ULL /* bytes including NUL */
 #define LAYOUT_EBDA_START 0x9fc00ULL
+#define LAYOUT_VMGENID 0xdf000ULL /* the VM generation ID (devices/vmgenid.h), 16 bytes */
 #define LAYOUT_ACPI_START 0xe0000ULL
 #define LAYOUT_ACPI_END 0x100000ULL
 #define LAYOUT_HIGH_MEM_START 0x100000ULL /* 1 MiB */
