@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -520,6 +522,28 @@ static void test_atomic_write(void **state)
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(rmdir(sub), 0);
 	assert_int_equal(count_entries(dir, ".tmp-"), 0);
+
+	/* A write that fails half way (a file size limit; root is bound by it too). */
+	struct rlimit old, small;
+	struct snap_file_writer big;
+	struct snap_buf b;
+	char blob[4096] = {0};
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	small = old;
+	small.rlim_cur = 1000;
+	snap_file_writer_init(&big);
+	snap_buf_init(&b);
+	snap_put_bytes(&b, blob, sizeof(blob));
+	assert_int_equal(snap_file_add(&big, SNAP_SEC_MEMORY, 0, &b), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+	int r = snap_file_write(&big, path, err, sizeof(err));
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(r, -EFBIG);
+	assert_non_null(strstr(err, "': write: File too large"));
+	assert_int_equal(count_entries(dir, ".tmp-"), 0);
+	snap_file_writer_free(&big);
 
 	/* A directory it may not write in (root may write anywhere). */
 	if (geteuid() != 0) {
