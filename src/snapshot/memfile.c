@@ -24,7 +24,8 @@ struct writer {
 	int pagemap; /* /proc/self/pagemap, or -1: then every page is read */
 	struct memfile_stats st;
 	uint64_t run_off, run_len; /* pages waiting to be written as one pwrite: RAM offsets */
-	uint64_t ext_start, ext_end; /* file-backed RAM: the backing file's data extent found last */
+	uint64_t ext_start,
+	    ext_end; /* file-backed RAM: the backing file's data extent found last */
 };
 
 static int fail(struct writer *w, int ret, const char *what)
@@ -162,16 +163,21 @@ static int write_diff(struct writer *w, const uint64_t *dirty)
 int memfile_write(const struct guest_mem *m, const char *path, const uint64_t *dirty,
 		  struct memfile_stats *st, char *err, size_t errlen)
 {
-	struct writer w = { .m = m, .path = path, .err = err, .errlen = errlen, .pagemap = -1,
-			    .ext_start = NO_EXTENT };
+	struct writer w = {.m = m,
+			   .path = path,
+			   .err = err,
+			   .errlen = errlen,
+			   .pagemap = -1,
+			   .ext_start = NO_EXTENT};
 	size_t len = strlen(path);
-	char *tmp = malloc(len + 8);
+	char *tmp;
 	int ret;
 
 	if (!m->base) {
 		snprintf(err, errlen, "memory file %s: guest RAM is not mapped", path);
 		return -EINVAL;
 	}
+	tmp = malloc(len + 8);
 	if (!tmp) {
 		snprintf(err, errlen, "memory file %s: out of memory", path);
 		return -ENOMEM;

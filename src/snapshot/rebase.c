@@ -57,8 +57,8 @@ static int copy_extent(int in, int out, uint64_t off, uint64_t len)
 		ssize_t n = copy_file_range(in, &src, out, &dst, len, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
-			      errno == EOPNOTSUPP))
+		if (n < 0 &&
+		    (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
 			return copy_plain(in, out, (uint64_t)src, len);
 		if (n < 0)
 			return -errno;

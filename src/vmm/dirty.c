@@ -9,17 +9,16 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-int dirty_set_slots(int vm_fd, const struct guest_mem *m, bool log_dirty, char *err,
-		    size_t errlen)
+int dirty_set_slots(int vm_fd, const struct guest_mem *m, bool log_dirty, char *err, size_t errlen)
 {
 	for (unsigned i = 0; i < m->nr_regions; i++) {
 		const struct mem_region *r = &m->regions[i];
 		struct kvm_userspace_memory_region kr = {
-			.slot = i,
-			.flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		    .slot = i,
+		    .flags = log_dirty ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+		    .guest_phys_addr = r->gpa,
+		    .memory_size = r->size,
+		    .userspace_addr = (uint64_t)(uintptr_t)r->hva,
 		};
 		if (ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
 			int ret = -errno;
@@ -31,8 +30,7 @@ int dirty_set_slots(int vm_fd, const struct guest_mem *m, bool log_dirty, char *
 	return 0;
 }
 
-int dirty_log_start(struct dirty_log *d, int vm_fd, struct guest_mem *m, char *err,
-		    size_t errlen)
+int dirty_log_start(struct dirty_log *d, int vm_fd, struct guest_mem *m, char *err, size_t errlen)
 {
 	uint64_t max_pages = 0;
 	int ret;
@@ -97,7 +95,7 @@ int dirty_log_sync(struct dirty_log *d, char *err, size_t errlen)
 	for (unsigned i = 0; i < d->mem->nr_regions; i++) {
 		const struct mem_region *r = &d->mem->regions[i];
 		uint64_t n = r->size / GUEST_PAGE_SIZE;
-		struct kvm_dirty_log log = { .slot = i, .dirty_bitmap = d->scratch };
+		struct kvm_dirty_log log = {.slot = i, .dirty_bitmap = d->scratch};
 
 		memset(d->scratch, 0, (size_t)((n + 63) / 64) * sizeof(uint64_t));
 		if (ioctl(d->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0) {

@@ -77,8 +77,11 @@ int guest_mem_init_from_file(struct guest_mem *m, uint64_t ram_size, int fd, con
 
 /*
  * Guest RAM in a sealed-size memfd mapped MAP_SHARED (m->fd), so that another process can map
- * the same pages (a VM fork maps it MAP_PRIVATE: copy-on-write). Not the boot default: see
- * docs/design.md "Snapshots" for the THP and accounting trade-off. Returns 0 or -errno.
+ * the same pages (a VM fork maps it MAP_PRIVATE: copy-on-write). Not the boot default: shmem
+ * gets huge pages only if /sys/kernel/mm/transparent_hugepage/shmem_enabled allows it
+ * ("never" on many hosts, where MADV_HUGEPAGE does nothing), its pages count as RssShmem and
+ * host Shmem, and MADV_DONTNEED only unmaps them: freeing needs FALLOC_FL_PUNCH_HOLE.
+ * Returns 0 or -errno.
  */
 int guest_mem_init_memfd(struct guest_mem *m, uint64_t ram_size) __must_check;
 void guest_mem_destroy(struct guest_mem *m);

@@ -83,7 +83,8 @@ static void test_virtq_marks(void **state)
 	size_t words = guest_mem_bitmap_words(&m);
 	uint64_t *out = calloc(words, sizeof(uint64_t));
 	struct vring_desc *d = gpa_to_hva(&m, 0x1000, 64);
-	d[0] = (struct vring_desc){.addr = 0x7000, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 1};
+	d[0] =
+	    (struct vring_desc){.addr = 0x7000, .len = 16, .flags = VRING_DESC_F_NEXT, .next = 1};
 	d[1] = (struct vring_desc){.addr = 0x8800, .len = PG, .flags = VRING_DESC_F_WRITE};
 	struct vring_avail *a = gpa_to_hva(&m, 0x2000, 16);
 	a->ring[0] = 0;
@@ -148,13 +149,13 @@ static void test_kvm_log(void **state)
 {
 	/* 64-bit code at 1 MiB: write 1 to three pages, out; write 2 to a fourth, out; loop. */
 	static const uint8_t code[] = {
-		0xb8, 0x00, 0x00, 0x20, 0x00, 0xc6, 0x00, 0x01, /* mov eax,0x200000; mov [rax],1 */
-		0xb8, 0x00, 0x50, 0x30, 0x00, 0xc6, 0x00, 0x01, /* mov eax,0x305000; mov [rax],1 */
-		0xb8, 0x00, 0xf0, 0xff, 0x03, 0xc6, 0x00, 0x01, /* mov eax,0x3fff000; mov [rax],1 */
-		0xe6, PORT,					/* out PORT, al */
-		0xb8, 0x00, 0x00, 0x40, 0x00, 0xc6, 0x00, 0x02, /* mov eax,0x400000; mov [rax],2 */
-		0xe6, PORT,					/* out PORT, al */
-		0xeb, 0xfe,					/* jmp $ */
+	    0xb8, 0x00, 0x00, 0x20, 0x00, 0xc6, 0x00, 0x01, /* mov eax,0x200000; mov [rax],1 */
+	    0xb8, 0x00, 0x50, 0x30, 0x00, 0xc6, 0x00, 0x01, /* mov eax,0x305000; mov [rax],1 */
+	    0xb8, 0x00, 0xf0, 0xff, 0x03, 0xc6, 0x00, 0x01, /* mov eax,0x3fff000; mov [rax],1 */
+	    0xe6, PORT,					    /* out PORT, al */
+	    0xb8, 0x00, 0x00, 0x40, 0x00, 0xc6, 0x00, 0x02, /* mov eax,0x400000; mov [rax],2 */
+	    0xe6, PORT,					    /* out PORT, al */
+	    0xeb, 0xfe,					    /* jmp $ */
 	};
 	struct vm_config c;
 	struct vm vm;
@@ -208,9 +209,9 @@ static void test_kvm_log(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_mark),
-		cmocka_unit_test(test_virtq_marks),
-		cmocka_unit_test(test_kvm_log),
+	    cmocka_unit_test(test_mark),
+	    cmocka_unit_test(test_virtq_marks),
+	    cmocka_unit_test(test_kvm_log),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
