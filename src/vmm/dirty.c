@@ -3,11 +3,13 @@
 #include "vmm/dirty.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 int dirty_set_slots(int vm_fd, const struct guest_mem *m, bool log_dirty, char *err, size_t errlen)
 {
@@ -66,6 +68,84 @@ fail:
 	free(d->pages);
 	free(d->scratch);
 	memset(d, 0, sizeof(*d));
+	return ret;
+}
+
+#define PM_CHUNK 512		/* pagemap entries read at once */
+#define PM_PRESENT (1ULL << 63) /* /proc/PID/pagemap: page in RAM */
+#define PM_SWAPPED (1ULL << 62) /* /proc/PID/pagemap: page in swap */
+
+/* The data extent of a file found last: [start, end); start UINT64_MAX when none yet. */
+struct extent {
+	uint64_t start, end;
+	bool none_after; /* no data past end */
+};
+
+/* Does the file hold data at offset off? Offsets must be asked in increasing order. */
+static bool in_data(int fd, uint64_t off, struct extent *e)
+{
+	if (e->none_after)
+		return false;
+	if (e->start != UINT64_MAX && off < e->end)
+		return off >= e->start;
+	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+	if (data < 0) {
+		if (errno != ENXIO)
+			return true;  /* cannot tell: count it */
+		e->none_after = true; /* no data from off on */
+		return false;
+	}
+	off_t hole = lseek(fd, data, SEEK_HOLE);
+	e->start = (uint64_t)data;
+	e->end = hole > data ? (uint64_t)hole : UINT64_MAX;
+	return off >= e->start;
+}
+
+int dirty_log_mark_touched(struct dirty_log *d, char *err, size_t errlen)
+{
+	const struct guest_mem *m = d->mem;
+	uint64_t ent[PM_CHUNK];
+	struct extent ext = {.start = UINT64_MAX};
+	int ret = 0;
+
+	if (!d->on || m->backing == GUEST_MEM_FILE) {
+		snprintf(err, errlen, "dirty page tracking: %s",
+			 d->on ? "file-backed RAM has a base already" : "not started");
+		return -EINVAL;
+	}
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "/proc/self/pagemap: %s", strerror(errno));
+		return ret;
+	}
+	for (unsigned i = 0; i < m->nr_regions && !ret; i++) {
+		const struct mem_region *r = &m->regions[i];
+		uint64_t npages = r->size / GUEST_PAGE_SIZE;
+		/* Bounded by the region's size, PM_CHUNK pages a pass. */
+		for (uint64_t pg = 0; pg < npages; pg += PM_CHUNK) {
+			uint64_t n = MIN(PM_CHUNK, npages - pg);
+			uintptr_t hva = (uintptr_t)(r->hva + pg * GUEST_PAGE_SIZE);
+			size_t want = (size_t)n * sizeof(uint64_t);
+			ssize_t got = pread(pm, ent, want, (off_t)(hva / GUEST_PAGE_SIZE * 8));
+			if (got != (ssize_t)want) {
+				ret = got < 0 ? -errno : -EIO;
+				snprintf(err, errlen, "/proc/self/pagemap: %s",
+					 got < 0 ? strerror(errno) : "short read");
+				break;
+			}
+			for (uint64_t k = 0; k < n; k++) {
+				uint64_t page = r->offset / GUEST_PAGE_SIZE + pg + k;
+				bool touched = ent[k] & (PM_PRESENT | PM_SWAPPED);
+				/* memfd RAM: a page not mapped here may still be in the file. */
+				if (!touched && m->backing == GUEST_MEM_MEMFD)
+					touched = in_data(m->fd, page * GUEST_PAGE_SIZE, &ext);
+				if (touched)
+					d->pages[page / 64] |= 1ULL << (page % 64);
+			}
+		}
+	}
+	close(pm);
 	return ret;
 }
 

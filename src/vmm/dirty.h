@@ -37,6 +37,16 @@ struct dirty_log {
 int dirty_log_start(struct dirty_log *d, int vm_fd, struct guest_mem *m, char *err,
 		    size_t errlen) __must_check;
 
+/*
+ * Also count as dirty every page of anonymous or memfd RAM that was ever touched (present or
+ * swapped, per /proc/self/pagemap; for memfd RAM, any page the memfd holds). For tracking
+ * started at boot: kiln's own boot writes (kernel, initrd, boot_params, ACPI) happen before
+ * the log starts, and a first Diff with no snapshot before it must hold every written page to
+ * stand on its own. Not for file-backed (restored) RAM: there the base is the loaded snapshot.
+ * Returns 0, or -errno with err set.
+ */
+int dirty_log_mark_touched(struct dirty_log *d, char *err, size_t errlen) __must_check;
+
 /* Fold KVM's log (KVM_GET_DIRTY_LOG per slot, which also write-protects the pages again) and
  * the VMM's bitmap into d->pages. Call with the vCPUs stopped and device I/O drained for a
  * consistent picture. Returns 0 or -errno with err set (d->pages keeps what it had). */
