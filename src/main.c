@@ -12,6 +12,7 @@
 #include "config.h"
 #include "kiln-build.h"
 #include "sandbox/jailer.h"
+#include "snapshot/memfile.h"
 #include "sandbox/seccomp.h"
 #include "util/log.h"
 #include "vmm/vm.h"
@@ -30,6 +31,8 @@ static void usage(FILE *f)
 		   "  run        boot a VM (see `kiln run --help`)\n"
 		   "  api        serve the REST API on a Unix socket (see `kiln api --help`)\n"
 		   "  jailer     run kiln jailed, Firecracker's jailer (see `kiln jailer --help`)\n"
+		   "  snapshot-rebase  merge a Diff snapshot's memory file onto its base\n"
+		   "             (see `kiln snapshot-rebase --help`)\n"
 		   "\n"
 		   "options:\n"
 		   "  --version  print the version\n"
@@ -262,6 +265,8 @@ int main(int argc, char **argv)
 		return cmd_api(argc - 2, argv + 2);
 	if (strcmp(argv[1], "jailer") == 0)
 		return jailer_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "snapshot-rebase") == 0)
+		return memfile_rebase_main(argc - 2, argv + 2);
 	fprintf(stderr, "kiln: unknown command '%s' (try `kiln --help`)\n", argv[1]);
 	return 1;
 }

@@ -111,6 +111,13 @@ void vq_reset(struct virtq *vq)
 	vq->used = NULL;
 }
 
+/* The used ring area (flags, idx, entries, avail_event) is the only ring part the device
+ * writes: a Diff snapshot must include it. */
+static void mark_used_dirty(const struct virtq *vq)
+{
+	guest_mem_mark_dirty(vq->mem, vq->used_gpa, VQ_USED_BYTES(vq->size));
+}
+
 static bool vq_live(const struct virtq *vq) { return vq->ready && !vq->broken && vq->desc; }
 
 /* Has the driver published chains the device has not taken? (avail->idx is re-read only when
@@ -190,6 +197,10 @@ static int walk_buffer(const struct virtq *vq, struct walk *w, const struct vrin
 		*why = "buffer outside guest RAM";
 		return -EFAULT;
 	}
+	/* The device may write any of it, and KVM's dirty log never sees the VMM's writes: a
+	 * Diff snapshot must include the buffer (cheap no-op while tracking is off). */
+	if (wr)
+		guest_mem_mark_dirty(vq->mem, d->addr, d->len);
 	if (w->nio < w->iov_cap) {
 		w->iov[w->nio].iov_base = hva;
 		w->iov[w->nio].iov_len = d->len;
@@ -358,6 +369,7 @@ void vq_push_many(struct virtq *vq, const struct vring_used_elem *elems, unsigne
 	atomic_thread_fence(memory_order_release);
 	vq->used_idx = (uint16_t)(vq->used_idx + n);
 	wr16(&vq->used->idx, vq->used_idx);
+	mark_used_dirty(vq);
 }
 
 /* virtio 1.x 2.7.10: interrupt if used_event lies in [old, new), modulo 2^16. */
@@ -401,6 +413,7 @@ bool vq_enable_notify(struct virtq *vq)
 		wr16(avail_event_ptr(vq), vq->last_avail);
 	else
 		wr16(&vq->used->flags, 0);
+	mark_used_dirty(vq);
 
 	/* Full fence: publish avail_event / the cleared NO_NOTIFY before re-reading avail->idx.
 	 * Pairs with the driver's virtio_mb() between storing avail->idx and reading
@@ -421,8 +434,10 @@ void vq_disable_notify(struct virtq *vq)
 {
 	/* With EVENT_IDX nothing to do: avail_event stays behind and suppresses kicks. No
 	 * fence: suppression is only a hint, a late kick is harmless. */
-	if (vq_live(vq) && !vq->event_idx)
+	if (vq_live(vq) && !vq->event_idx) {
 		wr16(&vq->used->flags, VRING_USED_F_NO_NOTIFY);
+		mark_used_dirty(vq);
+	}
 }
 
 uint16_t vq_avail_count(const struct virtq *vq)

@@ -23,6 +23,7 @@
 #include "util/log.h"
 #include "virtio/net.h"
 #include "vmm/console.h"
+#include "vmm/dirty.h"
 
 /* Where KVM puts the real-mode TSS and identity page it needs on Intel (3 pages below
  * the IOAPIC, inside the MMIO hole, never RAM). */
@@ -269,22 +270,8 @@ static int setup_memory(struct vm *vm, char *err, size_t errlen)
 			 (unsigned long long)(vm->cfg->mem_size >> 20), strerror(-ret));
 		return ret;
 	}
-	for (unsigned i = 0; i < vm->mem.nr_regions; i++) {
-		const struct mem_region *r = &vm->mem.regions[i];
-		struct kvm_userspace_memory_region kr = {
-			.slot = i,
-			.guest_phys_addr = r->gpa,
-			.memory_size = r->size,
-			.userspace_addr = (uint64_t)(uintptr_t)r->hva,
-		};
-		if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0) {
-			ret = -errno;
-			snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION slot %u: %s", i,
-				 strerror(errno));
-			return ret;
-		}
-	}
-	return 0;
+	/* Dirty logging, when a snapshot needs it, is switched on later (dirty_log_start). */
+	return dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
 }
 
 /*
