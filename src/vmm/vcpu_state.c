@@ -20,6 +20,7 @@
 	(KVM_CPUID_FLAG_SIGNIFCANT_INDEX | KVM_CPUID_FLAG_STATEFUL_FUNC |                   \
 	 KVM_CPUID_FLAG_STATE_READ_NEXT)
 #define TSC_KHZ_MAX 100000000u /* 100 GHz */
+#define MSR_IA32_TSC 0x10
 
 /* A kvm_msrs with room for n entries (KVM_GET_MSRS / KVM_SET_MSRS), or NULL. */
 static struct kvm_msrs *msrs_alloc(uint32_t n)
@@ -103,6 +104,18 @@ static int capture_cpuid(int fd, struct vcpu_state *s)
 	return ret;
 }
 
+/* XSAVE (CPUID.1:ECX bit 26) in the vCPU's CPUID. Without it KVM keeps no XSAVE features for
+ * the guest, and on the PVM host KVM_GET_XSAVE2 then returned the x87/SSE state as initial
+ * values (XSTATE_BV 0) while KVM_GET_FPU returned the real registers: such a vCPU is saved
+ * with KVM_GET_FPU. */
+static bool guest_has_xsave(const struct vcpu_state *s)
+{
+	for (uint32_t i = 0; i < s->ncpuid; i++)
+		if (s->cpuid[i].function == 1)
+			return s->cpuid[i].ecx & (1u << 26);
+	return false;
+}
+
 int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, struct vcpu_state *s,
 		       char *err, size_t errlen)
 {
@@ -113,7 +126,9 @@ int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, stru
 		return fail(err, errlen, id, "KVM_GET_REGS", errno);
 	if (ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
 		return fail(err, errlen, id, "KVM_GET_SREGS", errno);
-	if (h->xsave_size) {
+	if ((ret = capture_cpuid(fd, s)))
+		return fail(err, errlen, id, "KVM_GET_CPUID2", -ret);
+	if (h->xsave_size && guest_has_xsave(s)) {
 		s->fpu_kind = VCPU_FPU_XSAVE;
 		s->xsave_size = h->xsave_size;
 		if (ioctl(fd, h->xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, s->xsave) < 0)
@@ -137,8 +152,6 @@ int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, stru
 	s->has_debugregs = h->debugregs;
 	if (h->debugregs && ioctl(fd, KVM_GET_DEBUGREGS, &s->debugregs) < 0)
 		return fail(err, errlen, id, "KVM_GET_DEBUGREGS", errno);
-	if ((ret = capture_cpuid(fd, s)))
-		return fail(err, errlen, id, "KVM_GET_CPUID2", -ret);
 	ret = ioctl(fd, KVM_GET_TSC_KHZ, 0);
 	if (ret <= 0)
 		return fail(err, errlen, id, "KVM_GET_TSC_KHZ", ret < 0 ? errno : EIO);
@@ -332,10 +345,6 @@ static void get_fpu(struct snap_cursor *c, const struct kvm_host_facts *h, struc
 		memcpy(s->xsave, p, n);
 	} else if (s->fpu_kind == VCPU_FPU_LEGACY) {
 		struct kvm_fpu *f = &s->fpu;
-		if (h->xsave_size) {
-			snap_cursor_fail(c, "FPU state without XSAVE, this host's KVM uses XSAVE");
-			return;
-		}
 		snap_get_bytes(c, f->fpr, sizeof(f->fpr));
 		f->fcw = snap_get_u16(c);
 		f->fsw = snap_get_u16(c);
@@ -572,6 +581,30 @@ static int apply_cpuid(const struct vcpu_state *s, int fd, unsigned id, char *er
 	return r < 0 ? fail(err, errlen, id, "KVM_SET_CPUID2", e) : 0;
 }
 
+/* The TSC as restored, against the saved one: a PVM host keeps the guest's TSC equal to its
+ * own and takes writes to it (and to KVM_VCPU_TSC_OFFSET) without effect. Said once; kvmclock,
+ * set by vm_state_apply, is what keeps the guest's clocks continuous there. */
+static void check_tsc(const struct vcpu_state *s, int fd, unsigned id)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	uint64_t want = 0;
+	bool saved = false;
+
+	for (uint32_t i = 0; i < s->nmsrs && !saved; i++)
+		if (s->msrs[i].index == MSR_IA32_TSC)
+			want = s->msrs[i].data, saved = true;
+	if (!saved || ioctl(fd, KVM_GET_MSRS, &m) != 1)
+		return;
+	uint64_t d = m.e.data > want ? m.e.data - want : want - m.e.data;
+	if (d > (uint64_t)s->tsc_khz * 1000) /* a second */
+		log_once(LOG_INFO, "vcpu %u: the host's KVM did not take the saved TSC (%s %llu "
+				   "ticks): the guest's raw TSC jumps",
+			 id, m.e.data > want ? "ahead by" : "behind by", (unsigned long long)d);
+}
+
 int vcpu_state_apply(const struct vcpu_state *s, int fd, unsigned id, char *err, size_t errlen)
 {
 	int ret;
@@ -603,6 +636,7 @@ int vcpu_state_apply(const struct vcpu_state *s, int fd, unsigned id, char *err,
 		return fail(err, errlen, id, "KVM_SET_LAPIC", errno);
 	if ((ret = apply_msrs(s, fd, id, err, errlen)))
 		return ret;
+	check_tsc(s, fd, id);
 	if (ioctl(fd, KVM_SET_MP_STATE, &s->mp_state) < 0)
 		return fail(err, errlen, id, "KVM_SET_MP_STATE", errno);
 	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &s->events) < 0)

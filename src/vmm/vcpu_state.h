@@ -56,7 +56,8 @@ enum vcpu_fpu_kind { VCPU_FPU_LEGACY = 0, VCPU_FPU_XSAVE = 1 };
 struct vcpu_state {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	uint8_t fpu_kind; /* enum vcpu_fpu_kind */
+	/* enum vcpu_fpu_kind: XSAVE when the host has it and the vCPU's CPUID shows it */
+	uint8_t fpu_kind;
 	struct kvm_fpu fpu;              /* VCPU_FPU_LEGACY */
 	uint32_t xsave_size;             /* VCPU_FPU_XSAVE */
 	uint8_t xsave[VCPU_STATE_MAX_XSAVE] __attribute__((aligned(64)));

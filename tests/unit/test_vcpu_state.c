@@ -30,6 +30,7 @@
 #define START_RBX 0x1000
 #define LAPIC_TMCCT 0x390 /* the timer's current count: it moves on */
 #define MSR_IA32_TSC 0x10
+#define GUEST_TSC 0x100000000000ULL
 
 /* loop: inc rbx; mov [rdi], rbx; mov al, bl; out 0x80, al; jmp loop */
 static const uint8_t guest_code[] = { 0x48, 0xff, 0xc3, 0x48, 0x89, 0x1f, 0x88,
@@ -42,6 +43,7 @@ struct tvm {
 };
 
 static struct kvm_host_facts facts;
+static bool tsc_settable;
 
 static void tvm_open(struct tvm *t)
 {
@@ -154,13 +156,16 @@ static void check_same(const struct vcpu_state *a, const struct vcpu_state *b)
 	check_sregs(&a->sregs, &b->sregs);
 	assert_int_equal(a->fpu_kind, b->fpu_kind);
 	assert_int_equal(a->xsave_size, b->xsave_size);
+	assert_memory_equal(&a->fpu, &b->fpu, sizeof(a->fpu));
 	assert_memory_equal(a->xsave, b->xsave, a->xsave_size);
 	assert_int_equal(a->has_xcrs, b->has_xcrs);
 	assert_memory_equal(&a->xcrs, &b->xcrs, sizeof(a->xcrs));
 	assert_int_equal(a->nmsrs, b->nmsrs);
 	for (uint32_t i = 0; i < a->nmsrs; i++) {
 		assert_int_equal(a->msrs[i].index, b->msrs[i].index);
-		if (a->msrs[i].index == MSR_IA32_TSC) {
+		if (a->msrs[i].index == MSR_IA32_TSC && !tsc_settable) {
+			continue;
+		} else if (a->msrs[i].index == MSR_IA32_TSC) {
 			/* on, by less than a second */
 			assert_true(b->msrs[i].data >= a->msrs[i].data);
 			assert_true(b->msrs[i].data - a->msrs[i].data < a->tsc_khz * 1000ULL);
@@ -181,18 +186,67 @@ static void check_same(const struct vcpu_state *a, const struct vcpu_state *b)
 	assert_int_equal(a->tsc_khz, b->tsc_khz);
 }
 
-/* Set state the guest's few instructions would not: an XMM register, a debug register. */
-static void mark_fpu_and_debug(struct tvm *t)
+/* XMM0 and the x87 control word, both ways: KVM_SET_FPU for a vCPU without XSAVE, the XSAVE
+ * area (with SSE marked present in XSTATE_BV, else the next entry would load SSE's initial
+ * state over it) for one with it. */
+static void mark_fpu(struct tvm *t)
 {
+	struct kvm_fpu fpu;
+
+	assert_int_equal(ioctl(t->vcpu, KVM_GET_FPU, &fpu), 0);
+	for (int i = 0; i < 16; i++)
+		fpu.xmm[0][i] = (uint8_t)(0xa0 + i);
+	fpu.fcw = 0x27f;
+	assert_int_equal(ioctl(t->vcpu, KVM_SET_FPU, &fpu), 0);
+	if (!facts.xsave_size)
+		return;
 	uint8_t *x = aligned_alloc(64, VCPU_STATE_MAX_XSAVE);
 	assert_non_null(x);
-	if (facts.xsave_size) {
-		assert_int_equal(ioctl(t->vcpu, facts.xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, x), 0);
-		for (int i = 0; i < 16; i++)
-			x[160 + i] = (uint8_t)(0xa0 + i); /* XMM0 in the legacy area */
-		assert_int_equal(ioctl(t->vcpu, KVM_SET_XSAVE, x), 0);
-	}
+	assert_int_equal(ioctl(t->vcpu, facts.xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, x), 0);
+	memcpy(x + 160, fpu.xmm[0], 16); /* XMM0 in the legacy area */
+	x[512] |= 3;                      /* XSTATE_BV: x87, SSE */
+	assert_int_equal(ioctl(t->vcpu, KVM_SET_XSAVE, x), 0);
 	free(x);
+}
+
+/* Set state the guest's few instructions would not: a debug register, the LAPIC, the IOAPIC,
+ * MSRs (the TSC far from where a new VM's starts). */
+static void mark_state(struct tvm *t)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[5];
+	} m = { .hdr.nmsrs = 5,
+		.e = { { .index = MSR_IA32_TSC, .data = GUEST_TSC },
+		       { .index = 0x175, .data = 0x8000 },		/* SYSENTER_ESP */
+		       { .index = 0xc0000081, .data = 0x0023001000000000ULL }, /* STAR */
+		       { .index = 0xc0000082, .data = 0xffffffff81000000ULL }, /* LSTAR */
+		       { .index = 0xc0000102, .data = 0xffff888000001000ULL } } }; /* KERNEL_GS */
+	assert_int_equal(ioctl(t->vcpu, KVM_SET_MSRS, &m), 5);
+	/* A PVM host takes the TSC write without effect: the guest's TSC is the host's. */
+	m.hdr.nmsrs = 1;
+	assert_int_equal(ioctl(t->vcpu, KVM_GET_MSRS, &m), 1);
+	tsc_settable = m.e[0].data >= GUEST_TSC;
+	if (!tsc_settable)
+		print_message("this host's KVM ignores TSC writes (PVM): the TSC is not compared\n");
+
+	/* LAPIC: software-enabled, spurious vector 0xff, the timer masked on vector 0x30, TPR. */
+	struct kvm_lapic_state lapic;
+	const uint32_t lapic_regs[][2] = { { 0xf0, 0x1ff }, { 0x320, 0x10030 }, { 0x80, 0x20 } };
+	assert_int_equal(ioctl(t->vcpu, KVM_GET_LAPIC, &lapic), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(lapic_regs); i++)
+		memcpy(lapic.regs + lapic_regs[i][0], &lapic_regs[i][1], 4);
+	assert_int_equal(ioctl(t->vcpu, KVM_SET_LAPIC, &lapic), 0);
+	/* IOAPIC pin 4 masked on vector 0x38; PIC master's mask. */
+	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	assert_int_equal(ioctl(t->vm, KVM_GET_IRQCHIP, &chip), 0);
+	chip.chip.ioapic.redirtbl[4].bits = 0x10038;
+	assert_int_equal(ioctl(t->vm, KVM_SET_IRQCHIP, &chip), 0);
+	chip = (struct kvm_irqchip){ .chip_id = KVM_IRQCHIP_PIC_MASTER };
+	assert_int_equal(ioctl(t->vm, KVM_GET_IRQCHIP, &chip), 0);
+	chip.chip.pic.imr = 0xfb;
+	assert_int_equal(ioctl(t->vm, KVM_SET_IRQCHIP, &chip), 0);
+
 	struct kvm_debugregs d = { .db = { 0x1234, 0x5678 }, .dr6 = 0xffff0ff0, .dr7 = 0x400 };
 	assert_int_equal(ioctl(t->vcpu, KVM_SET_DEBUGREGS, &d), 0);
 }
@@ -226,7 +280,12 @@ static void save_restore_continue(void **state)
 	r.rbx = START_RBX;
 	r.rdi = DATA_GPA;
 	assert_int_equal(ioctl(a.vcpu, KVM_SET_REGS, &r), 0);
-	mark_fpu_and_debug(&a);
+	struct kvm_sregs sr; /* SSE on, as any 64-bit kernel has it */
+	assert_int_equal(ioctl(a.vcpu, KVM_GET_SREGS, &sr), 0);
+	sr.cr4 |= 0x600; /* OSFXSR, OSXMMEXCPT */
+	assert_int_equal(ioctl(a.vcpu, KVM_SET_SREGS, &sr), 0);
+	mark_state(&a);
+	mark_fpu(&a);
 
 	for (int i = 1; i <= 5; i++)
 		assert_int_equal(run_to_out(&a), (uint8_t)(START_RBX + i));
@@ -244,6 +303,8 @@ static void save_restore_continue(void **state)
 	assert_int_equal(saved->regs.rip, CODE_GPA + sizeof(guest_code) - 2); /* past the OUT */
 	assert_int_equal(counter_in_ram(&a), START_RBX + 5);
 	assert_int_equal(saved->nskipped, 0);
+	assert_int_equal(saved->msrs[0].index, MSR_IA32_TSC);
+	assert_true(!tsc_settable || saved->msrs[0].data >= GUEST_TSC);
 	assert_true(saved->nmsrs > 0);
 
 	snap_buf_init(&vb);
@@ -261,6 +322,17 @@ static void save_restore_continue(void **state)
 	if (snap_cursor_end(&c, err, sizeof(err)))
 		fail_msg("%s", err);
 	assert_memory_equal(&vl, &vs, sizeof(vs));
+	assert_int_equal(vs.ioapic.redirtbl[4].bits, 0x10038);
+	assert_int_equal(vs.pic[0].imr, 0xfb);
+	assert_int_equal(saved->sregs.cr8, 2); /* TPR 0x20 */
+	/* XMM0 as set, whichever way it was saved */
+	if (saved->fpu_kind == VCPU_FPU_XSAVE)
+		assert_int_equal(saved->xsave[160], 0xa0);
+	else
+		assert_int_equal(saved->fpu.xmm[0][0], 0xa0);
+	print_message("FPU saved with %s\n", saved->fpu_kind == VCPU_FPU_XSAVE
+						   ? "KVM_GET_XSAVE2"
+						   : "KVM_GET_FPU (no XSAVE in the vCPU's CPUID)");
 
 	/* A second VM with a copy of the first's memory takes the state... */
 	assert_int_equal(guest_mem_init(&b.mem, 16 * MiB), 0);
