@@ -586,23 +586,27 @@ static int apply_cpuid(const struct vcpu_state *s, int fd, unsigned id, char *er
  * set by vm_state_apply, is what keeps the guest's clocks continuous there. */
 static void check_tsc(const struct vcpu_state *s, int fd, unsigned id)
 {
-	struct {
+	union { /* a kvm_msrs with room for one entry */
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e;
-	} m = { .hdr.nmsrs = 1, .e.index = MSR_IA32_TSC };
+		uint8_t buf[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} m;
 	uint64_t want = 0;
 	bool saved = false;
 
 	for (uint32_t i = 0; i < s->nmsrs && !saved; i++)
 		if (s->msrs[i].index == MSR_IA32_TSC)
 			want = s->msrs[i].data, saved = true;
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = 1;
+	m.hdr.entries[0].index = MSR_IA32_TSC;
 	if (!saved || ioctl(fd, KVM_GET_MSRS, &m) != 1)
 		return;
-	uint64_t d = m.e.data > want ? m.e.data - want : want - m.e.data;
+	uint64_t now = m.hdr.entries[0].data;
+	uint64_t d = now > want ? now - want : want - now;
 	if (d > (uint64_t)s->tsc_khz * 1000) /* a second */
 		log_once(LOG_INFO, "vcpu %u: the host's KVM did not take the saved TSC (%s %llu "
 				   "ticks): the guest's raw TSC jumps",
-			 id, m.e.data > want ? "ahead by" : "behind by", (unsigned long long)d);
+			 id, now > want ? "ahead by" : "behind by", (unsigned long long)d);
 }
 
 int vcpu_state_apply(const struct vcpu_state *s, int fd, unsigned id, char *err, size_t errlen)

@@ -213,20 +213,23 @@ static void mark_fpu(struct tvm *t)
  * MSRs (the TSC far from where a new VM's starts). */
 static void mark_state(struct tvm *t)
 {
-	struct {
-		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[5];
-	} m = { .hdr.nmsrs = 5,
-		.e = { { .index = MSR_IA32_TSC, .data = GUEST_TSC },
-		       { .index = 0x175, .data = 0x8000 },		/* SYSENTER_ESP */
-		       { .index = 0xc0000081, .data = 0x0023001000000000ULL }, /* STAR */
-		       { .index = 0xc0000082, .data = 0xffffffff81000000ULL }, /* LSTAR */
-		       { .index = 0xc0000102, .data = 0xffff888000001000ULL } } }; /* KERNEL_GS */
-	assert_int_equal(ioctl(t->vcpu, KVM_SET_MSRS, &m), 5);
+	static const struct kvm_msr_entry marks[] = {
+		{ .index = MSR_IA32_TSC, .data = GUEST_TSC },
+		{ .index = 0x175, .data = 0x8000 },			/* SYSENTER_ESP */
+		{ .index = 0xc0000081, .data = 0x0023001000000000ULL }, /* STAR */
+		{ .index = 0xc0000082, .data = 0xffffffff81000000ULL }, /* LSTAR */
+		{ .index = 0xc0000102, .data = 0xffff888000001000ULL }, /* KERNEL_GS_BASE */
+	};
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + sizeof(marks));
+	assert_non_null(m);
+	m->nmsrs = ARRAY_SIZE(marks);
+	memcpy(m->entries, marks, sizeof(marks));
+	assert_int_equal(ioctl(t->vcpu, KVM_SET_MSRS, m), ARRAY_SIZE(marks));
 	/* A PVM host takes the TSC write without effect: the guest's TSC is the host's. */
-	m.hdr.nmsrs = 1;
-	assert_int_equal(ioctl(t->vcpu, KVM_GET_MSRS, &m), 1);
-	tsc_settable = m.e[0].data >= GUEST_TSC;
+	m->nmsrs = 1;
+	assert_int_equal(ioctl(t->vcpu, KVM_GET_MSRS, m), 1);
+	tsc_settable = m->entries[0].data >= GUEST_TSC;
+	free(m);
 	if (!tsc_settable)
 		print_message("this host's KVM ignores TSC writes (PVM): the TSC is not compared\n");
 
