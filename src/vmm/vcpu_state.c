@@ -104,18 +104,6 @@ static int capture_cpuid(int fd, struct vcpu_state *s)
 	return ret;
 }
 
-/* XSAVE (CPUID.1:ECX bit 26) in the vCPU's CPUID. Without it KVM keeps no XSAVE features for
- * the guest, and on the PVM host KVM_GET_XSAVE2 then returned the x87/SSE state as initial
- * values (XSTATE_BV 0) while KVM_GET_FPU returned the real registers: such a vCPU is saved
- * with KVM_GET_FPU. */
-static bool guest_has_xsave(const struct vcpu_state *s)
-{
-	for (uint32_t i = 0; i < s->ncpuid; i++)
-		if (s->cpuid[i].function == 1)
-			return s->cpuid[i].ecx & (1u << 26);
-	return false;
-}
-
 int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, struct vcpu_state *s,
 		       char *err, size_t errlen)
 {
@@ -128,7 +116,9 @@ int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, stru
 		return fail(err, errlen, id, "KVM_GET_SREGS", errno);
 	if ((ret = capture_cpuid(fd, s)))
 		return fail(err, errlen, id, "KVM_GET_CPUID2", -ret);
-	if (h->xsave_size && guest_has_xsave(s)) {
+	/* XSAVE whenever KVM has it: KVM_SET_FPU writes the legacy area but not XSTATE_BV, so
+	 * on an XSAVE host the next entry can load SSE's initial state over what it set. */
+	if (h->xsave_size) {
 		s->fpu_kind = VCPU_FPU_XSAVE;
 		s->xsave_size = h->xsave_size;
 		if (ioctl(fd, h->xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, s->xsave) < 0)

@@ -56,7 +56,7 @@ enum vcpu_fpu_kind { VCPU_FPU_LEGACY = 0, VCPU_FPU_XSAVE = 1 };
 struct vcpu_state {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
-	/* enum vcpu_fpu_kind: XSAVE when the host has it and the vCPU's CPUID shows it */
+	/* enum vcpu_fpu_kind: XSAVE when the host's KVM has it */
 	uint8_t fpu_kind;
 	struct kvm_fpu fpu;              /* VCPU_FPU_LEGACY */
 	uint32_t xsave_size;             /* VCPU_FPU_XSAVE */
