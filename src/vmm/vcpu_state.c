@@ -33,8 +33,11 @@ int vcpu_state_complete_exit(int vcpu_fd, struct kvm_run *run)
 	int ret = 0;
 
 	run->immediate_exit = 1;
-	if (ioctl(vcpu_fd, KVM_RUN, 0) == 0 || errno != EINTR)
-		ret = errno == 0 ? -EIO : -errno;
+	int r = ioctl(vcpu_fd, KVM_RUN, 0);
+	if (r == 0) /* KVM entered the guest after all: an exit to handle, state moved on */
+		ret = -EAGAIN;
+	else if (errno != EINTR)
+		ret = -errno;
 	run->immediate_exit = 0;
 	return ret;
 }

@@ -79,7 +79,8 @@ struct vcpu_state {
 };
 
 /* Finish the vCPU's last exit without running guest code (KVM_RUN, immediate_exit = 1). On
- * the vCPU's thread, or any thread while that one is parked. 0 or -errno. */
+ * the vCPU's thread, or any thread while that one is parked. 0 or -errno; -EAGAIN if KVM ran
+ * the guest anyway (its exit must be handled first). */
 int vcpu_state_complete_exit(int vcpu_fd, struct kvm_run *run) __must_check;
 
 /* The state is large (about 110 KiB): allocate it, do not put it on a stack. */
@@ -89,6 +90,9 @@ void vcpu_state_encode(const struct vcpu_state *s, struct snap_buf *b);
 /* Reads one vCPU's section; errors go to the cursor (snap_cursor_end reports them). */
 void vcpu_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h,
 		       struct vcpu_state *s);
+/* Onto a vCPU that has not run (KVM_SET_CPUID2 may be refused after KVM_RUN). s must have come
+ * from vcpu_state_decode against this host's facts, or from a capture on this host. An error
+ * leaves the vCPU partly set: the VM must be thrown away, not run. */
 int vcpu_state_apply(const struct vcpu_state *s, int vcpu_fd, unsigned id, char *err,
 		     size_t errlen) __must_check;
 
