@@ -12,9 +12,9 @@
  *            bit 2: the host's XSAVE area is 8 KiB (else 4 KiB)
  * A state that decodes is encoded again and must decode to the same state.
  */
-static const uint32_t host_msrs[] = { 0x10,  0x11,  0x12,  0x3b,  0x174, 0x175, 0x176, 0x1a0,
-				      0x277, 0x2ff, 0x6e0, 0x4b564d00, 0x4b564d01, 0xc0000081,
-				      0xc0000082, 0xc0000084, 0xc0000102 };
+static const uint32_t host_msrs[] = {
+    0x10,  0x11,  0x12,	      0x3b,	  0x174,      0x175,	  0x176,      0x1a0,	 0x277,
+    0x2ff, 0x6e0, 0x4b564d00, 0x4b564d01, 0xc0000081, 0xc0000082, 0xc0000084, 0xc0000102};
 
 static struct vcpu_state *a, *b;
 
@@ -44,8 +44,8 @@ static void vm_case(const uint8_t *p, size_t n, const struct kvm_host_facts *h)
 	vm_state_encode(&s, &buf);
 	snap_cursor_init(&c, "vm", buf.data, buf.len);
 	vm_state_decode(&c, h, &t);
-	if (snap_buf_failed(&buf) || snap_cursor_end(&c, err, sizeof(err)) ||
-	    buf.len != n || memcmp(&s, &t, sizeof(s)))
+	if (snap_buf_failed(&buf) || snap_cursor_end(&c, err, sizeof(err)) || buf.len != n ||
+	    memcmp(&s, &t, sizeof(s)))
 		abort();
 	snap_buf_free(&buf);
 }
@@ -64,8 +64,8 @@ static void vcpu_case(const uint8_t *p, size_t n, const struct kvm_host_facts *h
 	vcpu_state_encode(a, &buf);
 	snap_cursor_init(&c, "vcpu 0", buf.data, buf.len);
 	vcpu_state_decode(&c, h, b);
-	if (snap_buf_failed(&buf) || snap_cursor_end(&c, err, sizeof(err)) ||
-	    buf.len != n || memcmp(a, b, sizeof(*a)))
+	if (snap_buf_failed(&buf) || snap_cursor_end(&c, err, sizeof(err)) || buf.len != n ||
+	    memcmp(a, b, sizeof(*a)))
 		abort();
 	snap_buf_free(&buf);
 }

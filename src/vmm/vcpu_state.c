@@ -12,12 +12,12 @@
 /* The section's own layout version: bumped when the field order below changes. */
 #define VCPU_STATE_LAYOUT 1
 
-#define EVENT_FLAGS_KNOWN                                                                   \
-	(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |                \
-	 KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM | KVM_VCPUEVENT_VALID_PAYLOAD | \
+#define EVENT_FLAGS_KNOWN                                                                          \
+	(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |                       \
+	 KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM | KVM_VCPUEVENT_VALID_PAYLOAD |      \
 	 KVM_VCPUEVENT_VALID_TRIPLE_FAULT)
-#define CPUID_FLAGS_KNOWN                                                                   \
-	(KVM_CPUID_FLAG_SIGNIFCANT_INDEX | KVM_CPUID_FLAG_STATEFUL_FUNC |                   \
+#define CPUID_FLAGS_KNOWN                                                                          \
+	(KVM_CPUID_FLAG_SIGNIFCANT_INDEX | KVM_CPUID_FLAG_STATEFUL_FUNC |                          \
 	 KVM_CPUID_FLAG_STATE_READ_NEXT)
 #define TSC_KHZ_MAX 100000000u /* 100 GHz */
 #define MSR_IA32_TSC 0x10
@@ -67,7 +67,7 @@ static int capture_msrs(const struct kvm_host_facts *h, int fd, struct vcpu_stat
 
 		m->nmsrs = n;
 		for (uint32_t i = 0; i < n; i++)
-			m->entries[i] = (struct kvm_msr_entry){ .index = h->msrs[done + i] };
+			m->entries[i] = (struct kvm_msr_entry){.index = h->msrs[done + i]};
 		int got = ioctl(fd, KVM_GET_MSRS, m);
 		if (got < 0 || (uint32_t)got > n) {
 			ret = got < 0 ? -errno : -EIO;
@@ -159,8 +159,8 @@ static void put_segment(struct snap_buf *b, const struct kvm_segment *g)
 	snap_put_u64(b, g->base);
 	snap_put_u32(b, g->limit);
 	snap_put_u16(b, g->selector);
-	const uint8_t f[] = { g->type, g->present, g->dpl, g->db, g->s, g->l, g->g, g->avl,
-			      g->unusable };
+	const uint8_t f[] = {g->type, g->present, g->dpl, g->db,      g->s,
+			     g->l,    g->g,	  g->avl, g->unusable};
 	snap_put_bytes(b, f, sizeof(f));
 }
 
@@ -173,12 +173,23 @@ static void put_dtable(struct snap_buf *b, const struct kvm_dtable *t)
 static void put_events(struct snap_buf *b, const struct kvm_vcpu_events *e)
 {
 	const uint8_t f[] = {
-		e->exception.injected, e->exception.nr,    e->exception.has_error_code,
-		e->exception.pending,  e->interrupt.injected, e->interrupt.nr,
-		e->interrupt.soft,     e->interrupt.shadow, e->nmi.injected,
-		e->nmi.pending,        e->nmi.masked,       e->smi.smm,
-		e->smi.pending,        e->smi.smm_inside_nmi, e->smi.latched_init,
-		e->triple_fault.pending, e->exception_has_payload,
+	    e->exception.injected,
+	    e->exception.nr,
+	    e->exception.has_error_code,
+	    e->exception.pending,
+	    e->interrupt.injected,
+	    e->interrupt.nr,
+	    e->interrupt.soft,
+	    e->interrupt.shadow,
+	    e->nmi.injected,
+	    e->nmi.pending,
+	    e->nmi.masked,
+	    e->smi.smm,
+	    e->smi.pending,
+	    e->smi.smm_inside_nmi,
+	    e->smi.latched_init,
+	    e->triple_fault.pending,
+	    e->exception_has_payload,
 	};
 	snap_put_bytes(b, f, sizeof(f));
 	snap_put_u32(b, e->exception.error_code);
@@ -193,19 +204,20 @@ void vcpu_state_encode(const struct vcpu_state *s, struct snap_buf *b)
 	const struct kvm_sregs *sr = &s->sregs;
 
 	snap_put_u16(b, VCPU_STATE_LAYOUT);
-	const uint64_t gpr[] = { r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rsp, r->rbp,
-				 r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15,
-				 r->rip, r->rflags };
+	const uint64_t gpr[] = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
+				r->rsp, r->rbp, r->r8,	r->r9,	r->r10, r->r11,
+				r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
 	for (size_t i = 0; i < ARRAY_SIZE(gpr); i++)
 		snap_put_u64(b, gpr[i]);
 
-	const struct kvm_segment *segs[] = { &sr->cs, &sr->ds, &sr->es, &sr->fs,
-					     &sr->gs, &sr->ss, &sr->tr, &sr->ldt };
+	const struct kvm_segment *segs[] = {&sr->cs, &sr->ds, &sr->es, &sr->fs,
+					    &sr->gs, &sr->ss, &sr->tr, &sr->ldt};
 	for (size_t i = 0; i < ARRAY_SIZE(segs); i++)
 		put_segment(b, segs[i]);
 	put_dtable(b, &sr->gdt);
 	put_dtable(b, &sr->idt);
-	const uint64_t cr[] = { sr->cr0, sr->cr2, sr->cr3, sr->cr4, sr->cr8, sr->efer, sr->apic_base };
+	const uint64_t cr[] = {sr->cr0, sr->cr2,  sr->cr3,	sr->cr4,
+			       sr->cr8, sr->efer, sr->apic_base};
 	for (size_t i = 0; i < ARRAY_SIZE(cr); i++)
 		snap_put_u64(b, cr[i]);
 	for (size_t i = 0; i < ARRAY_SIZE(sr->interrupt_bitmap); i++)
@@ -259,7 +271,8 @@ void vcpu_state_encode(const struct vcpu_state *s, struct snap_buf *b)
 	snap_put_u32(b, s->ncpuid);
 	for (uint32_t i = 0; i < s->ncpuid && i < VCPU_STATE_MAX_CPUID; i++) {
 		const struct kvm_cpuid_entry2 *e = &s->cpuid[i];
-		const uint32_t w[] = { e->function, e->index, e->flags, e->eax, e->ebx, e->ecx, e->edx };
+		const uint32_t w[] = {e->function, e->index, e->flags, e->eax,
+				      e->ebx,	   e->ecx,   e->edx};
 		for (size_t j = 0; j < ARRAY_SIZE(w); j++)
 			snap_put_u32(b, w[j]);
 	}
@@ -292,7 +305,7 @@ static void get_segment(struct snap_cursor *c, const char *name, struct kvm_segm
 	g->dpl = snap_get_u8(c);
 	if (g->dpl > 3)
 		snap_cursor_fail(c, "segment %s: dpl %u (at most 3)", name, g->dpl);
-	uint8_t *bits[] = { &g->db, &g->s, &g->l, &g->g, &g->avl, &g->unusable };
+	uint8_t *bits[] = {&g->db, &g->s, &g->l, &g->g, &g->avl, &g->unusable};
 	for (size_t i = 0; i < ARRAY_SIZE(bits); i++) {
 		snprintf(what, sizeof(what), "segment %s flag %zu", name, i);
 		*bits[i] = get_flag(c, what);
@@ -301,9 +314,9 @@ static void get_segment(struct snap_cursor *c, const char *name, struct kvm_segm
 
 static void get_sregs(struct snap_cursor *c, struct kvm_sregs *sr)
 {
-	static const char *const names[] = { "cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt" };
-	struct kvm_segment *segs[] = { &sr->cs, &sr->ds, &sr->es, &sr->fs,
-				       &sr->gs, &sr->ss, &sr->tr, &sr->ldt };
+	static const char *const names[] = {"cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt"};
+	struct kvm_segment *segs[] = {&sr->cs, &sr->ds, &sr->es, &sr->fs,
+				      &sr->gs, &sr->ss, &sr->tr, &sr->ldt};
 
 	memset(sr, 0, sizeof(*sr));
 	for (size_t i = 0; i < ARRAY_SIZE(segs); i++)
@@ -312,7 +325,7 @@ static void get_sregs(struct snap_cursor *c, struct kvm_sregs *sr)
 	sr->gdt.limit = snap_get_u16(c);
 	sr->idt.base = snap_get_u64(c);
 	sr->idt.limit = snap_get_u16(c);
-	__u64 *cr[] = { &sr->cr0, &sr->cr2, &sr->cr3, &sr->cr4, &sr->cr8, &sr->efer, &sr->apic_base };
+	__u64 *cr[] = {&sr->cr0, &sr->cr2, &sr->cr3, &sr->cr4, &sr->cr8, &sr->efer, &sr->apic_base};
 	for (size_t i = 0; i < ARRAY_SIZE(cr); i++)
 		*cr[i] = snap_get_u64(c);
 	if (sr->cr8 > 15)
@@ -410,8 +423,8 @@ static void get_msrs(struct snap_cursor *c, const struct kvm_host_facts *h, stru
 			snap_cursor_fail(c, "msr %u: index 0x%x after 0x%x (not increasing)", i,
 					 e->index, s->msrs[i - 1].index);
 		else if (!host_has_msr(h, e->index))
-			snap_cursor_fail(c, "msr %u: index 0x%x is not one this host's KVM saves", i,
-					 e->index);
+			snap_cursor_fail(c, "msr %u: index 0x%x is not one this host's KVM saves",
+					 i, e->index);
 	}
 	if (c->bad)
 		s->nmsrs = 0;
@@ -420,10 +433,23 @@ static void get_msrs(struct snap_cursor *c, const struct kvm_host_facts *h, stru
 static void get_events(struct snap_cursor *c, struct kvm_vcpu_events *e)
 {
 	static const char *const names[] = {
-		"exception.injected", NULL, "exception.has_error_code", "exception.pending",
-		"interrupt.injected", NULL, "interrupt.soft", NULL, "nmi.injected", "nmi.pending",
-		"nmi.masked", "smi.smm", "smi.pending", "smi.smm_inside_nmi", "smi.latched_init",
-		"triple_fault.pending", "exception_has_payload",
+	    "exception.injected",
+	    NULL,
+	    "exception.has_error_code",
+	    "exception.pending",
+	    "interrupt.injected",
+	    NULL,
+	    "interrupt.soft",
+	    NULL,
+	    "nmi.injected",
+	    "nmi.pending",
+	    "nmi.masked",
+	    "smi.smm",
+	    "smi.pending",
+	    "smi.smm_inside_nmi",
+	    "smi.latched_init",
+	    "triple_fault.pending",
+	    "exception_has_payload",
 	};
 	uint8_t f[ARRAY_SIZE(names)];
 
@@ -475,7 +501,8 @@ static void get_cpuid(struct snap_cursor *c, struct vcpu_state *s)
 	for (uint32_t i = 0; i < s->ncpuid && !c->bad; i++) {
 		struct kvm_cpuid_entry2 *e = &s->cpuid[i];
 		memset(e, 0, sizeof(*e));
-		uint32_t *w[] = { &e->function, &e->index, &e->flags, &e->eax, &e->ebx, &e->ecx, &e->edx };
+		uint32_t *w[] = {&e->function, &e->index, &e->flags, &e->eax,
+				 &e->ebx,      &e->ecx,	  &e->edx};
 		for (size_t j = 0; j < ARRAY_SIZE(w); j++)
 			*w[j] = snap_get_u32(c);
 		if (e->flags & ~(uint32_t)CPUID_FLAGS_KNOWN)
@@ -500,9 +527,9 @@ void vcpu_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h, st
 		snap_cursor_fail(c, "layout %u (this kiln reads %u)", layout, VCPU_STATE_LAYOUT);
 		return;
 	}
-	__u64 *gpr[] = { &r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi, &r->rsp, &r->rbp,
-			    &r->r8,  &r->r9,  &r->r10, &r->r11, &r->r12, &r->r13, &r->r14, &r->r15,
-			    &r->rip, &r->rflags };
+	__u64 *gpr[] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
+			&r->rsp, &r->rbp, &r->r8,  &r->r9,  &r->r10, &r->r11,
+			&r->r12, &r->r13, &r->r14, &r->r15, &r->rip, &r->rflags};
 	for (size_t i = 0; i < ARRAY_SIZE(gpr); i++)
 		*gpr[i] = snap_get_u64(c);
 	get_sregs(c, &s->sregs);
@@ -597,8 +624,9 @@ static void check_tsc(const struct vcpu_state *s, int fd, unsigned id)
 	uint64_t now = m.hdr.entries[0].data;
 	uint64_t d = now > want ? now - want : want - now;
 	if (d > (uint64_t)s->tsc_khz * 1000) /* a second */
-		log_once(LOG_INFO, "vcpu %u: the host's KVM did not take the saved TSC (%s %llu "
-				   "ticks): the guest's raw TSC jumps",
+		log_once(LOG_INFO,
+			 "vcpu %u: the host's KVM did not take the saved TSC (%s %llu "
+			 "ticks): the guest's raw TSC jumps",
 			 id, now > want ? "ahead by" : "behind by", (unsigned long long)d);
 }
 
@@ -611,7 +639,8 @@ int vcpu_state_apply(const struct vcpu_state *s, int fd, unsigned id, char *err,
 	ret = ioctl(fd, KVM_GET_TSC_KHZ, 0);
 	if (ret < 0)
 		return fail(err, errlen, id, "KVM_GET_TSC_KHZ", errno);
-	if ((uint32_t)ret != s->tsc_khz && ioctl(fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0) {
+	if ((uint32_t)ret != s->tsc_khz &&
+	    ioctl(fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0) {
 		snprintf(err, errlen, "vcpu %u: KVM_SET_TSC_KHZ %u (this host: %d kHz): %s", id,
 			 s->tsc_khz, ret, strerror(errno));
 		return -EINVAL;

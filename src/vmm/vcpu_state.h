@@ -37,10 +37,10 @@
 /* What this host's KVM offers, read once per VM (kvm_host_facts_probe). decode checks a
  * snapshot against it, so apply never meets a state the host cannot take. */
 struct kvm_host_facts {
-	uint32_t xsave_size; /* bytes KVM_GET/SET_XSAVE(2) move; 0: no XSAVE, FPU only */
-	bool xsave2;         /* KVM_GET_XSAVE2 (KVM_CAP_XSAVE2) */
-	bool xcrs;           /* KVM_CAP_XCRS */
-	bool debugregs;      /* KVM_CAP_DEBUGREGS */
+	uint32_t xsave_size;  /* bytes KVM_GET/SET_XSAVE(2) move; 0: no XSAVE, FPU only */
+	bool xsave2;	      /* KVM_GET_XSAVE2 (KVM_CAP_XSAVE2) */
+	bool xcrs;	      /* KVM_CAP_XCRS */
+	bool debugregs;	      /* KVM_CAP_DEBUGREGS */
 	uint32_t clock_flags; /* KVM_CAP_ADJUST_CLOCK: flags KVM_GET_CLOCK may report */
 	/* MSRs to save: KVM_GET_MSR_INDEX_LIST plus the MTRRs, sorted, no duplicates */
 	uint32_t nmsrs;
@@ -58,8 +58,8 @@ struct vcpu_state {
 	struct kvm_sregs sregs;
 	/* enum vcpu_fpu_kind: XSAVE when the host's KVM has it */
 	uint8_t fpu_kind;
-	struct kvm_fpu fpu;              /* VCPU_FPU_LEGACY */
-	uint32_t xsave_size;             /* VCPU_FPU_XSAVE */
+	struct kvm_fpu fpu;  /* VCPU_FPU_LEGACY */
+	uint32_t xsave_size; /* VCPU_FPU_XSAVE */
 	uint8_t xsave[VCPU_STATE_MAX_XSAVE] __attribute__((aligned(64)));
 	bool has_xcrs;
 	struct kvm_xcrs xcrs;
@@ -88,8 +88,7 @@ int vcpu_state_capture(const struct kvm_host_facts *h, int vcpu_fd, unsigned id,
 		       struct vcpu_state *s, char *err, size_t errlen) __must_check;
 void vcpu_state_encode(const struct vcpu_state *s, struct snap_buf *b);
 /* Reads one vCPU's section; errors go to the cursor (snap_cursor_end reports them). */
-void vcpu_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h,
-		       struct vcpu_state *s);
+void vcpu_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h, struct vcpu_state *s);
 /* Onto a vCPU that has not run (KVM_SET_CPUID2 may be refused after KVM_RUN). s must have come
  * from vcpu_state_decode against this host's facts, or from a capture on this host. An error
  * leaves the vCPU partly set: the VM must be thrown away, not run. */

@@ -17,9 +17,9 @@
 /* MSRs KVM keeps but leaves out of KVM_GET_MSR_INDEX_LIST: the MTRRs (variable pairs
  * 0x200-0x20f, the fixed ranges, MTRRdefType), which kiln sets at boot (arch/x86/msr.c). */
 static const uint32_t extra_msrs[] = {
-	0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207, 0x208, 0x209, 0x20a,
-	0x20b, 0x20c, 0x20d, 0x20e, 0x20f, 0x250, 0x258, 0x259, 0x268, 0x269, 0x26a,
-	0x26b, 0x26c, 0x26d, 0x26e, 0x26f, 0x2ff,
+    0x200, 0x201, 0x202, 0x203, 0x204, 0x205, 0x206, 0x207, 0x208, 0x209,
+    0x20a, 0x20b, 0x20c, 0x20d, 0x20e, 0x20f, 0x250, 0x258, 0x259, 0x268,
+    0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f, 0x2ff,
 };
 
 static int cmp_u32(const void *a, const void *b)
@@ -57,8 +57,7 @@ static int probe_msrs(int kvm_fd, struct kvm_host_facts *h, char *err, size_t er
 	return 0;
 }
 
-int kvm_host_facts_probe(int kvm_fd, int vm_fd, struct kvm_host_facts *h, char *err,
-			 size_t errlen)
+int kvm_host_facts_probe(int kvm_fd, int vm_fd, struct kvm_host_facts *h, char *err, size_t errlen)
 {
 	memset(h, 0, sizeof(*h));
 	int x2 = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
@@ -82,7 +81,7 @@ int kvm_host_facts_probe(int kvm_fd, int vm_fd, struct kvm_host_facts *h, char *
 
 static int get_chip(int vm_fd, uint32_t id, void *out, size_t size)
 {
-	struct kvm_irqchip chip = { .chip_id = id };
+	struct kvm_irqchip chip = {.chip_id = id};
 
 	if (ioctl(vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
 		return -errno;
@@ -113,10 +112,22 @@ int vm_state_capture(int vm_fd, bool has_pit, struct vm_state *s, char *err, siz
 
 static void put_pic(struct snap_buf *b, const struct kvm_pic_state *p)
 {
-	const uint8_t f[] = { p->last_irr, p->irr, p->imr, p->isr, p->priority_add, p->irq_base,
-			      p->read_reg_select, p->poll, p->special_mask, p->init_state,
-			      p->auto_eoi, p->rotate_on_auto_eoi, p->special_fully_nested_mode,
-			      p->init4, p->elcr, p->elcr_mask };
+	const uint8_t f[] = {p->last_irr,
+			     p->irr,
+			     p->imr,
+			     p->isr,
+			     p->priority_add,
+			     p->irq_base,
+			     p->read_reg_select,
+			     p->poll,
+			     p->special_mask,
+			     p->init_state,
+			     p->auto_eoi,
+			     p->rotate_on_auto_eoi,
+			     p->special_fully_nested_mode,
+			     p->init4,
+			     p->elcr,
+			     p->elcr_mask};
 	snap_put_bytes(b, f, sizeof(f));
 }
 
@@ -137,9 +148,10 @@ void vm_state_encode(const struct vm_state *s, struct snap_buf *b)
 			const struct kvm_pit_channel_state *ch = &s->pit.channels[i];
 			snap_put_u32(b, ch->count);
 			snap_put_u16(b, ch->latched_count);
-			const uint8_t f[] = { ch->count_latched, ch->status_latched, ch->status,
-					      ch->read_state, ch->write_state, ch->write_latch,
-					      ch->rw_mode, ch->mode, ch->bcd, ch->gate };
+			const uint8_t f[] = {ch->count_latched, ch->status_latched, ch->status,
+					     ch->read_state,	ch->write_state,    ch->write_latch,
+					     ch->rw_mode,	ch->mode,	    ch->bcd,
+					     ch->gate};
 			snap_put_bytes(b, f, sizeof(f));
 			snap_put_u64(b, (uint64_t)ch->count_load_time);
 		}
@@ -157,16 +169,29 @@ static void get_pic(struct snap_cursor *c, const char *name, struct kvm_pic_stat
 
 	snap_get_bytes(c, f, sizeof(f));
 	*p = (struct kvm_pic_state){
-		.last_irr = f[0], .irr = f[1], .imr = f[2], .isr = f[3], .priority_add = f[4],
-		.irq_base = f[5], .read_reg_select = f[6], .poll = f[7], .special_mask = f[8],
-		.init_state = f[9], .auto_eoi = f[10], .rotate_on_auto_eoi = f[11],
-		.special_fully_nested_mode = f[12], .init4 = f[13], .elcr = f[14],
-		.elcr_mask = f[15],
+	    .last_irr = f[0],
+	    .irr = f[1],
+	    .imr = f[2],
+	    .isr = f[3],
+	    .priority_add = f[4],
+	    .irq_base = f[5],
+	    .read_reg_select = f[6],
+	    .poll = f[7],
+	    .special_mask = f[8],
+	    .init_state = f[9],
+	    .auto_eoi = f[10],
+	    .rotate_on_auto_eoi = f[11],
+	    .special_fully_nested_mode = f[12],
+	    .init4 = f[13],
+	    .elcr = f[14],
+	    .elcr_mask = f[15],
 	};
 	if (p->priority_add > 7 || (p->irq_base & 7) || p->init_state > 3)
-		snap_cursor_fail(c, "PIC %s: priority_add %u, irq_base 0x%x, init_state %u out of "
-				    "range", name, p->priority_add, p->irq_base, p->init_state);
-	static const size_t flags[] = { 6, 7, 8, 10, 11, 12, 13 };
+		snap_cursor_fail(c,
+				 "PIC %s: priority_add %u, irq_base 0x%x, init_state %u out of "
+				 "range",
+				 name, p->priority_add, p->irq_base, p->init_state);
+	static const size_t flags[] = {6, 7, 8, 10, 11, 12, 13};
 	for (size_t i = 0; i < ARRAY_SIZE(flags); i++)
 		if (f[flags[i]] > 1)
 			snap_cursor_fail(c, "PIC %s: byte %zu is %u (a flag: 0 or 1)", name,
@@ -196,11 +221,13 @@ static void get_pit(struct snap_cursor *c, struct kvm_pit_state2 *pit)
 		if (c->bad)
 			break;
 		if (ch->count > 0x10000 || ch->count_latched > 3 || ch->status_latched > 1 ||
-		    ch->read_state > 4 || ch->write_state > 4 || ch->rw_mode > 3 || (ch->mode > 5 && ch->mode != PIT_MODE_UNSET) ||
-		    ch->bcd > 1 || ch->gate > 1)
-			snap_cursor_fail(c, "PIT channel %zu: a field out of range (count %u, mode %u, "
-					    "rw_mode %u, read/write state %u/%u)", i, ch->count,
-					 ch->mode, ch->rw_mode, ch->read_state, ch->write_state);
+		    ch->read_state > 4 || ch->write_state > 4 || ch->rw_mode > 3 ||
+		    (ch->mode > 5 && ch->mode != PIT_MODE_UNSET) || ch->bcd > 1 || ch->gate > 1)
+			snap_cursor_fail(
+			    c,
+			    "PIT channel %zu: a field out of range (count %u, mode %u, "
+			    "rw_mode %u, read/write state %u/%u)",
+			    i, ch->count, ch->mode, ch->rw_mode, ch->read_state, ch->write_state);
 	}
 	pit->flags = snap_get_u32(c);
 	if (pit->flags & ~(uint32_t)PIT_FLAGS_KNOWN)
@@ -227,8 +254,9 @@ void vm_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h, stru
 		io->redirtbl[i].bits = snap_get_u64(c);
 	if (!c->bad && (io->base_address != IOAPIC_BASE || io->ioregsel > 0xff || io->id > 0xf ||
 			io->irr >> KVM_IOAPIC_NUM_PINS))
-		snap_cursor_fail(c, "IOAPIC: base 0x%llx, ioregsel 0x%x, id %u, irr 0x%x out of range",
-				 (unsigned long long)io->base_address, io->ioregsel, io->id, io->irr);
+		snap_cursor_fail(
+		    c, "IOAPIC: base 0x%llx, ioregsel 0x%x, id %u, irr 0x%x out of range",
+		    (unsigned long long)io->base_address, io->ioregsel, io->id, io->irr);
 	s->has_pit = snap_get_bool(c);
 	if (s->has_pit && !c->bad)
 		get_pit(c, &s->pit);
@@ -242,7 +270,7 @@ void vm_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h, stru
 
 static int set_chip(int vm_fd, uint32_t id, const void *in, size_t size)
 {
-	struct kvm_irqchip chip = { .chip_id = id };
+	struct kvm_irqchip chip = {.chip_id = id};
 
 	memcpy(&chip.chip, in, size);
 	return ioctl(vm_fd, KVM_SET_IRQCHIP, &chip) < 0 ? -errno : 0;
@@ -251,18 +279,19 @@ static int set_chip(int vm_fd, uint32_t id, const void *in, size_t size)
 int vm_state_apply(const struct vm_state *s, int vm_fd, bool has_pit, bool clock_realtime,
 		   char *err, size_t errlen)
 {
-	struct kvm_clock_data clock = { .clock = s->clock.clock };
+	struct kvm_clock_data clock = {.clock = s->clock.clock};
 	const char *what = NULL;
 	int ret = 0;
 
 	if (s->has_pit != has_pit) {
-		snprintf(err, errlen, "vm: the snapshot %s a PIT, this VM %s", s->has_pit ? "has" :
-			 "has no", has_pit ? "has one" : "has none");
+		snprintf(err, errlen, "vm: the snapshot %s a PIT, this VM %s",
+			 s->has_pit ? "has" : "has no", has_pit ? "has one" : "has none");
 		return -EINVAL;
 	}
 	if (clock_realtime && !(s->clock.flags & KVM_CLOCK_REALTIME)) {
-		snprintf(err, errlen, "vm: clock_realtime: the snapshot's kvmclock has no realtime "
-				      "stamp (its host offered no KVM_CLOCK_REALTIME)");
+		snprintf(err, errlen,
+			 "vm: clock_realtime: the snapshot's kvmclock has no realtime "
+			 "stamp (its host offered no KVM_CLOCK_REALTIME)");
 		return -EINVAL;
 	}
 	if (clock_realtime) {

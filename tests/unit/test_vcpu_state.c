@@ -33,8 +33,8 @@
 #define GUEST_TSC 0x100000000000ULL
 
 /* loop: inc rbx; mov [rdi], rbx; mov al, bl; out 0x80, al; jmp loop */
-static const uint8_t guest_code[] = { 0x48, 0xff, 0xc3, 0x48, 0x89, 0x1f, 0x88,
-				      0xd8, 0xe6, 0x80, 0xeb, 0xf4 };
+static const uint8_t guest_code[] = {0x48, 0xff, 0xc3, 0x48, 0x89, 0x1f,
+				     0x88, 0xd8, 0xe6, 0x80, 0xeb, 0xf4};
 
 struct tvm {
 	int kvm, vm, vcpu, run_size;
@@ -56,12 +56,13 @@ static void tvm_open(struct tvm *t)
 	t->vm = ioctl(t->kvm, KVM_CREATE_VM, 0);
 	assert_true(t->vm >= 0);
 	assert_int_equal(ioctl(t->vm, KVM_SET_TSS_ADDR, 0xfffbd000UL), 0);
-	struct kvm_userspace_memory_region mr = { .slot = 0,
-						  .memory_size = t->mem.regions[0].size,
-						  .userspace_addr = (uintptr_t)t->mem.regions[0].hva };
+	struct kvm_userspace_memory_region mr = {.slot = 0,
+						 .memory_size = t->mem.regions[0].size,
+						 .userspace_addr =
+						     (uintptr_t)t->mem.regions[0].hva};
 	assert_int_equal(ioctl(t->vm, KVM_SET_USER_MEMORY_REGION, &mr), 0);
 	assert_int_equal(ioctl(t->vm, KVM_CREATE_IRQCHIP, 0), 0);
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	assert_int_equal(ioctl(t->vm, KVM_CREATE_PIT2, &pit), 0);
 	t->vcpu = ioctl(t->vm, KVM_CREATE_VCPU, 0);
 	assert_true(t->vcpu >= 0);
@@ -133,8 +134,10 @@ static void check_segment(const struct kvm_segment *a, const struct kvm_segment 
 
 static void check_sregs(const struct kvm_sregs *a, const struct kvm_sregs *b)
 {
-	const struct kvm_segment *sa[] = { &a->cs, &a->ds, &a->es, &a->fs, &a->gs, &a->ss, &a->tr, &a->ldt };
-	const struct kvm_segment *sb[] = { &b->cs, &b->ds, &b->es, &b->fs, &b->gs, &b->ss, &b->tr, &b->ldt };
+	const struct kvm_segment *sa[] = {&a->cs, &a->ds, &a->es, &a->fs,
+					  &a->gs, &a->ss, &a->tr, &a->ldt};
+	const struct kvm_segment *sb[] = {&b->cs, &b->ds, &b->es, &b->fs,
+					  &b->gs, &b->ss, &b->tr, &b->ldt};
 	for (size_t i = 0; i < ARRAY_SIZE(sa); i++)
 		check_segment(sa[i], sb[i]);
 	assert_int_equal(a->gdt.base, b->gdt.base);
@@ -208,7 +211,7 @@ static void mark_fpu(struct tvm *t)
 	assert_non_null(x);
 	assert_int_equal(ioctl(t->vcpu, xsave2 > 0 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, x), 0);
 	memcpy(x + 160, fpu.xmm[0], 16); /* XMM0 in the legacy area */
-	x[512] |= 3;                      /* XSTATE_BV: x87, SSE */
+	x[512] |= 3;			 /* XSTATE_BV: x87, SSE */
 	assert_int_equal(ioctl(t->vcpu, KVM_SET_XSAVE, x), 0);
 	free(x);
 }
@@ -218,11 +221,11 @@ static void mark_fpu(struct tvm *t)
 static void mark_state(struct tvm *t)
 {
 	static const struct kvm_msr_entry marks[] = {
-		{ .index = MSR_IA32_TSC, .data = GUEST_TSC },
-		{ .index = 0x175, .data = 0x8000 },			/* SYSENTER_ESP */
-		{ .index = 0xc0000081, .data = 0x0023001000000000ULL }, /* STAR */
-		{ .index = 0xc0000082, .data = 0xffffffff81000000ULL }, /* LSTAR */
-		{ .index = 0xc0000102, .data = 0xffff888000001000ULL }, /* KERNEL_GS_BASE */
+	    {.index = MSR_IA32_TSC, .data = GUEST_TSC},
+	    {.index = 0x175, .data = 0x8000},			  /* SYSENTER_ESP */
+	    {.index = 0xc0000081, .data = 0x0023001000000000ULL}, /* STAR */
+	    {.index = 0xc0000082, .data = 0xffffffff81000000ULL}, /* LSTAR */
+	    {.index = 0xc0000102, .data = 0xffff888000001000ULL}, /* KERNEL_GS_BASE */
 	};
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + sizeof(marks));
 	assert_non_null(m);
@@ -235,26 +238,27 @@ static void mark_state(struct tvm *t)
 	tsc_settable = m->entries[0].data >= GUEST_TSC;
 	free(m);
 	if (!tsc_settable)
-		print_message("this host's KVM ignores TSC writes (PVM): the TSC is not compared\n");
+		print_message(
+		    "this host's KVM ignores TSC writes (PVM): the TSC is not compared\n");
 
 	/* LAPIC: software-enabled, spurious vector 0xff, the timer masked on vector 0x30, TPR. */
 	struct kvm_lapic_state lapic;
-	const uint32_t lapic_regs[][2] = { { 0xf0, 0x1ff }, { 0x320, 0x10030 }, { 0x80, 0x20 } };
+	const uint32_t lapic_regs[][2] = {{0xf0, 0x1ff}, {0x320, 0x10030}, {0x80, 0x20}};
 	assert_int_equal(ioctl(t->vcpu, KVM_GET_LAPIC, &lapic), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(lapic_regs); i++)
 		memcpy(lapic.regs + lapic_regs[i][0], &lapic_regs[i][1], 4);
 	assert_int_equal(ioctl(t->vcpu, KVM_SET_LAPIC, &lapic), 0);
 	/* IOAPIC pin 4 masked on vector 0x38; PIC master's mask. */
-	struct kvm_irqchip chip = { .chip_id = KVM_IRQCHIP_IOAPIC };
+	struct kvm_irqchip chip = {.chip_id = KVM_IRQCHIP_IOAPIC};
 	assert_int_equal(ioctl(t->vm, KVM_GET_IRQCHIP, &chip), 0);
 	chip.chip.ioapic.redirtbl[4].bits = 0x10038;
 	assert_int_equal(ioctl(t->vm, KVM_SET_IRQCHIP, &chip), 0);
-	chip = (struct kvm_irqchip){ .chip_id = KVM_IRQCHIP_PIC_MASTER };
+	chip = (struct kvm_irqchip){.chip_id = KVM_IRQCHIP_PIC_MASTER};
 	assert_int_equal(ioctl(t->vm, KVM_GET_IRQCHIP, &chip), 0);
 	chip.chip.pic.imr = 0xfb;
 	assert_int_equal(ioctl(t->vm, KVM_SET_IRQCHIP, &chip), 0);
 
-	struct kvm_debugregs d = { .db = { 0x1234, 0x5678 }, .dr6 = 0xffff0ff0, .dr7 = 0x400 };
+	struct kvm_debugregs d = {.db = {0x1234, 0x5678}, .dr6 = 0xffff0ff0, .dr7 = 0x400};
 	assert_int_equal(ioctl(t->vcpu, KVM_SET_DEBUGREGS, &d), 0);
 }
 
@@ -271,7 +275,7 @@ static void save_restore_continue(void **state)
 	struct vcpu_state *back = calloc(1, sizeof(*back));
 	struct vm_state vs, vl, vback;
 	char *path = tmp_elf_kernel(CODE_GPA, guest_code, sizeof(guest_code));
-	struct boot_request req = { .kernel_path = path, .cmdline = "" };
+	struct boot_request req = {.kernel_path = path, .cmdline = ""};
 
 	assert_non_null(saved);
 	assert_non_null(loaded);
@@ -334,16 +338,15 @@ static void save_restore_continue(void **state)
 	assert_int_equal(vs.ioapic.redirtbl[4].bits, 0x10038);
 	assert_int_equal(vs.pic[0].imr, 0xfb);
 	assert_int_equal(saved->sregs.cr8, 2); /* TPR 0x20 */
-	assert_int_equal(saved->fpu_kind,
-			 facts.xsave_size ? VCPU_FPU_XSAVE : VCPU_FPU_LEGACY);
+	assert_int_equal(saved->fpu_kind, facts.xsave_size ? VCPU_FPU_XSAVE : VCPU_FPU_LEGACY);
 	/* XMM0 as set, whichever way it was saved */
 	if (saved->fpu_kind == VCPU_FPU_XSAVE)
 		assert_int_equal(saved->xsave[160], 0xa0);
 	else
 		assert_int_equal(saved->fpu.xmm[0][0], 0xa0);
 	print_message("FPU saved with %s\n", saved->fpu_kind == VCPU_FPU_XSAVE
-						   ? "KVM_GET_XSAVE2"
-						   : "KVM_GET_FPU (as on a host without XSAVE)");
+						 ? "KVM_GET_XSAVE2"
+						 : "KVM_GET_FPU (as on a host without XSAVE)");
 
 	/* A second VM with a copy of the first's memory takes the state... */
 	assert_int_equal(guest_mem_init(&b.mem, 16 * MiB), 0);
@@ -418,7 +421,7 @@ static void save_restore_continue(void **state)
 /* ---- Hostile sections: a made-up state, no KVM needed. ---- */
 
 #define FAKE_XSAVE 4096
-static const uint32_t fake_msrs[] = { 0x10, 0x174, 0x1a0, 0xc0000080 };
+static const uint32_t fake_msrs[] = {0x10, 0x174, 0x1a0, 0xc0000080};
 
 static void fake_facts(struct kvm_host_facts *h, uint32_t xsave_size)
 {
@@ -436,8 +439,8 @@ static void fake_state(struct vcpu_state *s)
 	memset(s, 0, sizeof(*s));
 	s->regs.rip = 0x1000;
 	s->regs.rflags = 2;
-	s->sregs.cs = (struct kvm_segment){ .limit = 0xffff, .type = 0xb, .present = 1, .s = 1 };
-	s->sregs.tr = (struct kvm_segment){ .limit = 0x67, .type = 0xb, .present = 1 };
+	s->sregs.cs = (struct kvm_segment){.limit = 0xffff, .type = 0xb, .present = 1, .s = 1};
+	s->sregs.tr = (struct kvm_segment){.limit = 0x67, .type = 0xb, .present = 1};
 	s->sregs.ldt.unusable = 1;
 	s->sregs.cr0 = 0x10;
 	s->sregs.apic_base = 0xfee00900;
@@ -449,9 +452,9 @@ static void fake_state(struct vcpu_state *s)
 	s->xcrs.nr_xcrs = 1;
 	s->xcrs.xcrs[0].value = 3;
 	s->nmsrs = 3;
-	s->msrs[0] = (struct kvm_msr_entry){ .index = 0x10, .data = 123456789 };
-	s->msrs[1] = (struct kvm_msr_entry){ .index = 0x1a0, .data = 1 };
-	s->msrs[2] = (struct kvm_msr_entry){ .index = 0xc0000080, .data = 0x500 };
+	s->msrs[0] = (struct kvm_msr_entry){.index = 0x10, .data = 123456789};
+	s->msrs[1] = (struct kvm_msr_entry){.index = 0x1a0, .data = 1};
+	s->msrs[2] = (struct kvm_msr_entry){.index = 0xc0000080, .data = 0x500};
 	for (size_t i = 0; i < sizeof(s->lapic.regs); i++)
 		s->lapic.regs[i] = (char)(i * 7);
 	s->events.flags = KVM_VCPUEVENT_VALID_SHADOW | KVM_VCPUEVENT_VALID_SMM;
@@ -461,8 +464,8 @@ static void fake_state(struct vcpu_state *s)
 	s->debugregs.dr6 = 0xffff0ff0;
 	s->debugregs.dr7 = 0x400;
 	s->ncpuid = 2;
-	s->cpuid[0] = (struct kvm_cpuid_entry2){ .function = 0, .eax = 0xd };
-	s->cpuid[1] = (struct kvm_cpuid_entry2){ .function = 7, .flags = 1, .ebx = 0x20 };
+	s->cpuid[0] = (struct kvm_cpuid_entry2){.function = 0, .eax = 0xd};
+	s->cpuid[1] = (struct kvm_cpuid_entry2){.function = 7, .flags = 1, .ebx = 0x20};
 	s->tsc_khz = 2596124;
 }
 
@@ -560,7 +563,8 @@ static void hostile_vcpu_sections(void **state)
 	expect_error(&b, OFF_CPUID_COUNT + 4 + 28, 0, &h, "cpuid 1: leaf 0x0 index 0 twice");
 	expect_error(&b, OFF_XCR_NR, 17, &h, "xcr count 17 (at most 16)");
 	expect_error(&b, OFF_XSAVE_LEN, 70000, &h, "a block of 70000 bytes (at most 65536)");
-	expect_error(&b, OFF_XSAVE_LEN, 4000, &h, "XSAVE area of 4000 bytes, this host's KVM uses 4096");
+	expect_error(&b, OFF_XSAVE_LEN, 4000, &h,
+		     "XSAVE area of 4000 bytes, this host's KVM uses 4096");
 	expect_error(&b, OFF_XSAVE_LEN, 0xffffffff, &h, "at most 65536");
 	expect_error(&b, OFF_MP_STATE, 7, &h, "mp_state 7 (unknown");
 	expect_error(&b, OFF_EVENT_FLAGS, 0x40, &h, "event flags 0x40");
@@ -637,10 +641,10 @@ static void hostile_vm_sections(void **state)
 		uint8_t v;
 		const char *want;
 	} cases[] = {
-		{ 2 + 32 + 2, 0x00, "IOAPIC: base 0xfe000000" },
-		{ 2 + 32 + 20 + 192 + 1 + 6 + 7, 6, "PIT channel 0" },
-		{ 2 + 5, 0x21, "PIC master" },
-		{ b.len - 20, 0x80, "kvmclock flags 0x80" },
+	    {2 + 32 + 2, 0x00, "IOAPIC: base 0xfe000000"},
+	    {2 + 32 + 20 + 192 + 1 + 6 + 7, 6, "PIT channel 0"},
+	    {2 + 5, 0x21, "PIC master"},
+	    {b.len - 20, 0x80, "kvmclock flags 0x80"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint8_t p[512];
@@ -725,11 +729,11 @@ static void kvm_skip_test(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(hostile_vcpu_sections),
-		cmocka_unit_test(hostile_vm_sections),
-		cmocka_unit_test(kvm_test),
-		cmocka_unit_test(kvm_test_no_xsave),
-		cmocka_unit_test(kvm_skip_test),
+	    cmocka_unit_test(hostile_vcpu_sections),
+	    cmocka_unit_test(hostile_vm_sections),
+	    cmocka_unit_test(kvm_test),
+	    cmocka_unit_test(kvm_test_no_xsave),
+	    cmocka_unit_test(kvm_skip_test),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
