@@ -15,9 +15,13 @@
 #include "sandbox/seccomp.h"
 #include "util/log.h"
 #include "vmm/emulate.h"
+#include "vmm/vcpu_state.h"
 #include "vmm/vm.h"
 
 #define VCPU_KICK_SIGNAL (SIGRTMIN + 0)
+/* Exits a vCPU handles on its way to parking before it parks anyway, unsettled (a string
+ * I/O instruction exits once per page or so: far fewer for any real one). */
+#define SETTLE_MAX 4096u
 
 /* An exit handler returns VM_STOP_NONE to re-enter the guest, else why the VM must stop. */
 typedef enum vm_stop_reason (*exit_fn)(struct vcpu *v);
@@ -326,8 +330,24 @@ static void *vcpu_thread(void *arg)
 	if (!confine(v, name))
 		return NULL;
 
+	unsigned settling = 0;
 	while (atomic_load(&vm->stop_reason) == VM_STOP_NONE) {
 		if (atomic_load(&vm->pause_requested)) {
+			/* First let KVM finish the exit handled last (the IN's value into RAX, the
+			 * rest of a string I/O), so that the state a snapshot captures is whole:
+			 * KVM_RUN with immediate_exit does it without entering the guest, or comes
+			 * back with one more exit, handled like any other. A guest that keeps
+			 * exiting parks unsettled after SETTLE_MAX (no snapshot until it ran on). */
+			int r = vcpu_state_complete_exit(v->fd, v->run);
+			if (r == -EAGAIN && settling++ < SETTLE_MAX)
+				goto dispatch;
+			if (r && r != -EAGAIN) {
+				log_err("vcpu %u: KVM_RUN: %s", v->id, strerror(-r));
+				vm_request_stop(vm, VM_STOP_ERROR);
+				break;
+			}
+			v->unsettled = r == -EAGAIN;
+			settling = 0;
 			vcpu_park(v); /* pause.c: returns on resume or stop */
 			continue;
 		}
@@ -342,6 +362,7 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(vm, VM_STOP_ERROR);
 			break;
 		}
+dispatch:;
 		uint32_t reason = v->run->exit_reason;
 		exit_fn fn = reason < ARRAY_SIZE(exit_handlers) ? exit_handlers[reason] : NULL;
 		enum vm_stop_reason why = fn ? fn(v) : exit_unhandled(v);

@@ -43,6 +43,9 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	_Atomic bool dump_requested; /* log registers at the next exit (SIGUSR1) */
+	/* pause.c: the vCPU parked with an exit KVM still had to complete (an instruction
+	 * that kept exiting past SETTLE_MAX): its state cannot be captured until it runs on. */
+	bool unsettled;
 	uint64_t paused_tsc; /* pause.c: guest TSC when the VM was paused */
 	bool paused_tsc_valid;
 	/* vCPU 0 wakes from the start gate on the CPU of the event loop, which is about to block
