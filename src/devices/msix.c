@@ -270,8 +270,8 @@ bool pci_msix_state_get(const struct pci_device *d, const uint8_t *cfg, struct s
 	if (c->bad)
 		return false;
 	if (nr != m->nr_vectors) {
-		snap_cursor_fail(c, "pci %s: %u MSI-X vectors saved, the device has %u", d->name, nr,
-				 m->nr_vectors);
+		snap_cursor_fail(c, "pci %s: %u MSI-X vectors saved, the device has %u", d->name,
+				 nr, m->nr_vectors);
 		return false;
 	}
 	for (unsigned v = 0; v < nr; v++) {
@@ -284,7 +284,8 @@ bool pci_msix_state_get(const struct pci_device *d, const uint8_t *cfg, struct s
 		if (c->bad)
 			return false;
 		if ((e->addr_lo & 3) || (e->ctrl & ~PCI_MSIX_ENTRY_MASKED)) {
-			snap_cursor_fail(c, "pci %s: MSI-X vector %u: address 0x%x / control 0x%x "
+			snap_cursor_fail(c,
+					 "pci %s: MSI-X vector %u: address 0x%x / control 0x%x "
 					 "hold bits the table does not keep",
 					 d->name, v, e->addr_lo, e->ctrl);
 			return false;
@@ -307,8 +308,8 @@ bool pci_msix_state_get(const struct pci_device *d, const uint8_t *cfg, struct s
 	for (unsigned v = 0; v < nr; v++) {
 		probe.table[v] = table[v];
 		if ((*pba >> v & 1) && can_fire(&probe, v)) {
-			snap_cursor_fail(c, "pci %s: MSI-X vector %u pending but deliverable", d->name,
-					 v);
+			snap_cursor_fail(c, "pci %s: MSI-X vector %u pending but deliverable",
+					 d->name, v);
 			return false;
 		}
 	}

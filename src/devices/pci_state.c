@@ -71,24 +71,28 @@ static bool bars_ok(const struct pci_device *d, const uint8_t *cfg, struct snap_
 		if (!b->size) {
 			bool upper = i > 0 && d->bars[i - 1].size && d->bars[i - 1].is_64;
 			if (!upper && lo) {
-				snap_cursor_fail(c, "pci %s: BAR%u is 0x%08x, the device has no BAR%u",
+				snap_cursor_fail(c,
+						 "pci %s: BAR%u is 0x%08x, the device has no BAR%u",
 						 d->name, i, lo, i);
 				return false;
 			}
 			continue;
 		}
-		uint32_t type = (b->is_64 ? BAR_MEM_64 : 0) | (b->prefetchable ? BAR_MEM_PREFETCH : 0);
+		uint32_t type =
+		    (b->is_64 ? BAR_MEM_64 : 0) | (b->prefetchable ? BAR_MEM_PREFETCH : 0);
 		uint64_t addr = lo & ~0xfu;
 		if (b->is_64)
 			addr |= (uint64_t)le32_at(cfg + PCI_CFG_BAR0 + 4 * (i + 1)) << 32;
 		if ((lo & 0xfu) != type || (addr & (b->size - 1))) {
 			snap_cursor_fail(c, "pci %s: BAR%u 0x%llx: not a %s BAR aligned to 0x%llx",
 					 d->name, i, (unsigned long long)(addr | (lo & 0xfu)),
-					 b->is_64 ? "64-bit" : "32-bit", (unsigned long long)b->size);
+					 b->is_64 ? "64-bit" : "32-bit",
+					 (unsigned long long)b->size);
 			return false;
 		}
 		if (decode && !bar_in_window(d, addr, b->size)) {
-			snap_cursor_fail(c, "pci %s: BAR%u at 0x%llx (0x%llx bytes) decodes outside "
+			snap_cursor_fail(c,
+					 "pci %s: BAR%u at 0x%llx (0x%llx bytes) decodes outside "
 					 "the PCI windows",
 					 d->name, i, (unsigned long long)addr,
 					 (unsigned long long)b->size);
@@ -107,7 +111,8 @@ bool pci_device_state_get(const struct pci_device *d, struct snap_cursor *c,
 	if (c->bad)
 		return false;
 	if (slot != d->slot) {
-		snap_cursor_fail(c, "pci %s: saved in slot %u, now in slot %u (configured "
+		snap_cursor_fail(c,
+				 "pci %s: saved in slot %u, now in slot %u (configured "
 				 "differently?)",
 				 d->name, slot, d->slot);
 		return false;
@@ -117,7 +122,8 @@ bool pci_device_state_get(const struct pci_device *d, struct snap_cursor *c,
 	for (unsigned off = 0; off < PCI_CFG_SIZE; off++) {
 		if (is_bar_byte(off) || !((st->cfg[off] ^ d->cfg[off]) & ~d->wmask[off]))
 			continue;
-		snap_cursor_fail(c, "pci %s: config byte 0x%02x is 0x%02x, the device has 0x%02x "
+		snap_cursor_fail(c,
+				 "pci %s: config byte 0x%02x is 0x%02x, the device has 0x%02x "
 				 "there (read-only)",
 				 d->name, off, st->cfg[off], d->cfg[off]);
 		return false;
@@ -182,8 +188,8 @@ int pci_bus_state_load(struct pci_bus *pb, struct snap_cursor *c)
 		return -EINVAL;
 	ca = snap_get_u32(c);
 	if (!c->bad && (ca & ~CA_MASK))
-		snap_cursor_fail(c, "pci: CONFIG_ADDRESS 0x%08x has bits the register does not hold",
-				 ca);
+		snap_cursor_fail(
+		    c, "pci: CONFIG_ADDRESS 0x%08x has bits the register does not hold", ca);
 	if (c->bad || !pci_device_state_get(&pb->host_bridge, c, &st) || !devstate_done(c))
 		return -EINVAL;
 	pthread_mutex_lock(&pb->lock);

@@ -232,7 +232,8 @@ int rtc_state_load(struct rtc *r, struct snap_cursor *c)
 				 cmos[REG_C], cmos[REG_D]);
 	for (unsigned i = 0; i < sizeof(cmos) && !c->bad; i++)
 		if (is_clock_reg((uint8_t)i) && cmos[i])
-			snap_cursor_fail(c, "CMOS byte 0x%02x is a clock register, never stored", i);
+			snap_cursor_fail(c, "CMOS byte 0x%02x is a clock register, never stored",
+					 i);
 	if (!devstate_done(c))
 		return -EINVAL;
 

@@ -549,8 +549,8 @@ int virtio_pci_state_load(struct virtio_pci *vp, struct snap_cursor *c)
 	drv_sel = snap_get_u32(c);
 	q_sel = snap_get_u16(c);
 	pthread_mutex_lock(&d->lock);
-	ok = !c->bad && virtio_dev_state_get(d, c, vp->pci.msix.nr_vectors, vst) &&
-	     devstate_done(c);
+	ok =
+	    !c->bad && virtio_dev_state_get(d, c, vp->pci.msix.nr_vectors, vst) && devstate_done(c);
 	pthread_mutex_unlock(&d->lock);
 	if (!ok)
 		goto out;

@@ -109,13 +109,15 @@ static bool identity_ok(struct virtio_dev *d, struct snap_cursor *c)
 		return false;
 	}
 	if (nr != d->nr_queues || config_size != d->config_size) {
-		snap_cursor_fail(c, "%s: %u queues and %u config bytes saved, the device has %u and "
+		snap_cursor_fail(c,
+				 "%s: %u queues and %u config bytes saved, the device has %u and "
 				 "%u (configured differently?)",
 				 d->id, nr, config_size, d->nr_queues, d->config_size);
 		return false;
 	}
 	if (features != d->host_features) {
-		snap_cursor_fail(c, "%s: offered features 0x%llx saved, the device offers 0x%llx "
+		snap_cursor_fail(c,
+				 "%s: offered features 0x%llx saved, the device offers 0x%llx "
 				 "(configured differently?)",
 				 d->id, (unsigned long long)features,
 				 (unsigned long long)d->host_features);
@@ -131,11 +133,13 @@ static bool identity_ok(struct virtio_dev *d, struct snap_cursor *c)
 		if (saved[off] == now[off] || (f && f->live))
 			continue;
 		if (f)
-			snap_cursor_fail(c, "%s: device config %s differs from the snapshot "
+			snap_cursor_fail(c,
+					 "%s: device config %s differs from the snapshot "
 					 "(configured differently?)",
 					 d->id, f->name);
 		else
-			snap_cursor_fail(c, "%s: device config byte %u is 0x%02x, the device has "
+			snap_cursor_fail(c,
+					 "%s: device config byte %u is 0x%02x, the device has "
 					 "0x%02x",
 					 d->id, off, saved[off], now[off]);
 		return false;
@@ -149,8 +153,8 @@ static bool vector_ok(uint16_t v, unsigned nr_vectors)
 }
 
 /* Queue i's fields, read into st and checked against the device and the decoded status. */
-static bool queue_get(struct virtio_dev *d, struct snap_cursor *c, unsigned i,
-		      unsigned nr_vectors, struct virtio_dev_state *st)
+static bool queue_get(struct virtio_dev *d, struct snap_cursor *c, unsigned i, unsigned nr_vectors,
+		      struct virtio_dev_state *st)
 {
 	const struct virtio_queue *q = &d->queues[i];
 	struct virtq *vq = &st->queues[i].vq;
@@ -189,7 +193,8 @@ static bool queue_get(struct virtio_dev *d, struct snap_cursor *c, unsigned i,
 		 * enables it) and no engine state. */
 		if (event_idx || last_avail || used_idx || signalled || signalled_valid || broken ||
 		    used_checked) {
-			snap_cursor_fail(c, "%s: queue %u: disabled but with ring indexes", d->id, i);
+			snap_cursor_fail(c, "%s: queue %u: disabled but with ring indexes", d->id,
+					 i);
 			return false;
 		}
 		return true;
@@ -204,7 +209,8 @@ static bool queue_get(struct virtio_dev *d, struct snap_cursor *c, unsigned i,
 		return false;
 	}
 	if (vq_init(vq, d->mem)) {
-		snap_cursor_fail(c, "%s: queue %u: rings at desc 0x%llx, driver 0x%llx, device 0x%llx "
+		snap_cursor_fail(c,
+				 "%s: queue %u: rings at desc 0x%llx, driver 0x%llx, device 0x%llx "
 				 "(size %u) are misaligned or outside guest RAM",
 				 d->id, i, (unsigned long long)desc, (unsigned long long)avail,
 				 (unsigned long long)used, size);
@@ -217,9 +223,11 @@ static bool queue_get(struct virtio_dev *d, struct snap_cursor *c, unsigned i,
 	}
 	/* Chains taken but not yet returned: never more than the ring holds. */
 	if ((uint16_t)(last_avail - used_idx) > size) {
-		snap_cursor_fail(c, "%s: queue %u: last_avail %u and used index %u are %u apart, "
+		snap_cursor_fail(c,
+				 "%s: queue %u: last_avail %u and used index %u are %u apart, "
 				 "more than the %u entries",
-				 d->id, i, last_avail, used_idx, (uint16_t)(last_avail - used_idx), size);
+				 d->id, i, last_avail, used_idx, (uint16_t)(last_avail - used_idx),
+				 size);
 		return false;
 	}
 	if (broken && !(st->status & VIRTIO_STATUS_NEEDS_RESET)) {
@@ -252,8 +260,8 @@ static bool status_ok(const struct virtio_dev *d, struct snap_cursor *c,
 				 (unsigned long long)d->host_features);
 	else if ((s & VIRTIO_STATUS_DRIVER_OK) && !(s & VIRTIO_STATUS_FEATURES_OK) &&
 		 !(s & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)))
-		snap_cursor_fail(c, "%s: device status 0x%02x: DRIVER_OK without FEATURES_OK", d->id,
-				 s);
+		snap_cursor_fail(c, "%s: device status 0x%02x: DRIVER_OK without FEATURES_OK",
+				 d->id, s);
 	else if (st->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG))
 		snap_cursor_fail(c, "%s: ISR 0x%02x has undefined bits", d->id, st->isr);
 	else if (!vector_ok(st->msix_config, nr_vectors))

@@ -163,14 +163,14 @@ static void test_serial(void **state)
 
 	expect_truncations_fail(&b, ser_save, ser_load, sb.data, sb.len);
 	expect_patch_fails(&b, ser_save, ser_load, &sb, 0, 9, "version");
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 2, 0xf3, "IER");	/* ier */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 4, 0x20, "MCR");	/* mcr */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 5, 0x01, "LSR");	/* lsr: DR */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 6, 0x00, "MSR");	/* msr */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 10, 0x02, "FCR");	/* fcr */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 12, 0x00, "IRQ");	/* level */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 12, 0x02, "flag");	/* bool */
-	expect_patch_fails(&b, ser_save, ser_load, &sb, 13, 17, "RX FIFO");	/* count */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 2, 0xf3, "IER");    /* ier */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 4, 0x20, "MCR");    /* mcr */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 5, 0x01, "LSR");    /* lsr: DR */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 6, 0x00, "MSR");    /* msr */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 10, 0x02, "FCR");   /* fcr */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 12, 0x00, "IRQ");   /* level */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 12, 0x02, "flag");  /* bool */
+	expect_patch_fails(&b, ser_save, ser_load, &sb, 13, 17, "RX FIFO"); /* count */
 	expect_patch_fails(&b, ser_save, ser_load, &sb, 13, 0xff, "RX FIFO");
 	/* FIFOs off: one byte at most. */
 	{
@@ -225,7 +225,7 @@ static void test_i8042(void **state)
 	expect_patch_fails(&b, kbc_save, kbc_load, &sb, 3, 0xaa, "pending command");
 	{
 		uint8_t *p = patched(&sb, 6, 0); /* empty buffer ... */
-		p[7] = 1;			/* ... holding AUX data */
+		p[7] = 1;			 /* ... holding AUX data */
 		expect_fail(&b, kbc_save, kbc_load, p, sb.len, "AUX");
 		free(p);
 	}
@@ -244,7 +244,8 @@ static void test_rtc(void **state)
 	rtc_init(&a);
 	rtc_init(&b);
 	a.now = b.now = fixed_now;
-	uint8_t writes[][2] = {{0x0b, 0x06}, {0x20, 0xab}, {0x7f, 0x11}, {0x01, 0x30}, {0x0e, 0x42}};
+	uint8_t writes[][2] = {
+	    {0x0b, 0x06}, {0x20, 0xab}, {0x7f, 0x11}, {0x01, 0x30}, {0x0e, 0x42}};
 	for (size_t i = 0; i < ARRAY_SIZE(writes); i++) {
 		rtc_io(&a, 0, &writes[i][0], 1, true);
 		rtc_io(&a, 1, &writes[i][1], 1, true);
