@@ -230,6 +230,16 @@ static bool queue_get(struct virtio_dev *d, struct snap_cursor *c, unsigned i, u
 				 size);
 		return false;
 	}
+	/* Every device returns what it took before it counts as quiesced (the save checks), so
+	 * a working ring has nothing outstanding: a chain taken and never returned would leave
+	 * the driver waiting for it forever. */
+	if (!broken && last_avail != used_idx) {
+		snap_cursor_fail(c,
+				 "%s: queue %u: %u chains in flight (last_avail %u, used index "
+				 "%u): saved without quiescing",
+				 d->id, i, (uint16_t)(last_avail - used_idx), last_avail, used_idx);
+		return false;
+	}
 	if (broken && !(st->status & VIRTIO_STATUS_NEEDS_RESET)) {
 		snap_cursor_fail(c, "%s: queue %u: broken ring without NEEDS_RESET", d->id, i);
 		return false;
