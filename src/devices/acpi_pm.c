@@ -1,7 +1,10 @@
 /* acpi_pm.c: hardware-reduced ACPI sleep control/status and reset registers: S5 and reboot. */
 #include "devices/acpi_pm.h"
 
+#include <errno.h>
 #include <string.h>
+
+#include "devices/devstate.h"
 
 /* Sleep control register (ACPI 6.5, sec. 4.8.3.7). */
 #define SLP_TYP_SHIFT 2
@@ -73,4 +76,26 @@ void acpi_pm_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 		else
 			data[i] = reg_read(pm, offset + i);
 	}
+}
+
+int acpi_pm_state_save(struct acpi_pm *pm, struct snap_buf *b)
+{
+	devstate_put_header(b);
+	snap_put_u8(b, __atomic_load_n(&pm->sleep_status, __ATOMIC_RELAXED));
+	return snap_buf_failed(b);
+}
+
+int acpi_pm_state_load(struct acpi_pm *pm, struct snap_cursor *c)
+{
+	uint8_t st;
+
+	if (!devstate_get_header(c))
+		return -EINVAL;
+	st = snap_get_u8(c);
+	if (!c->bad && (st & ~WAK_STS))
+		snap_cursor_fail(c, "sleep status 0x%02x: only WAK_STS is kept", st);
+	if (!devstate_done(c))
+		return -EINVAL;
+	__atomic_store_n(&pm->sleep_status, st, __ATOMIC_RELAXED);
+	return 0;
 }

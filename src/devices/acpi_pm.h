@@ -22,3 +22,11 @@ struct acpi_pm {
 
 void acpi_pm_init(struct acpi_pm *pm, struct vm_stopper stop);
 void acpi_pm_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/* Snapshot (snapshot/state.h, devices/devstate.h): the sleep status register (WAK_STS). The
+ * control and reset registers are write-only triggers with nothing to keep. Load checks and
+ * applies all or nothing (0, or -EINVAL with the cursor bad). */
+struct snap_buf;
+struct snap_cursor;
+int acpi_pm_state_save(struct acpi_pm *pm, struct snap_buf *b);
+int acpi_pm_state_load(struct acpi_pm *pm, struct snap_cursor *c);

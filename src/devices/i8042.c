@@ -1,8 +1,10 @@
 /* i8042.c: PS/2 controller with no devices behind it: status, command byte, self-tests, reset. */
 #include "devices/i8042.h"
 
+#include <errno.h>
 #include <string.h>
 
+#include "devices/devstate.h"
 #include "util/log.h"
 
 /*
@@ -225,4 +227,61 @@ void i8042_init(struct i8042 *k, struct vm_stopper stop)
 	k->stop = stop;
 	k->cmd_byte = CTR_DEFAULT;
 	k->outport = OUTPORT_DEFAULT;
+}
+
+/* ---- snapshot ------------------------------------------------------------------------- */
+
+int i8042_state_save(struct i8042 *k, struct snap_buf *b)
+{
+	pthread_mutex_lock(&k->lock);
+	devstate_put_header(b);
+	snap_put_u8(b, k->cmd_byte);
+	snap_put_u8(b, k->pending_cmd);
+	snap_put_u8(b, k->outport);
+	snap_put_u8(b, k->outbuf);
+	snap_put_bool(b, k->outbuf_full);
+	snap_put_bool(b, k->outbuf_aux);
+	snap_put_bool(b, k->last_was_cmd);
+	pthread_mutex_unlock(&k->lock);
+	return snap_buf_failed(b);
+}
+
+/* The commands that wait for a data byte on 0x60 (see command()). */
+static bool takes_data(uint8_t cmd)
+{
+	return cmd == CMD_WRITE_CTR || (cmd >= CMD_WRITE_OUTPORT && cmd <= CMD_WRITE_AUX);
+}
+
+int i8042_state_load(struct i8042 *k, struct snap_cursor *c)
+{
+	struct i8042 t = {0};
+
+	if (!devstate_get_header(c))
+		return -EINVAL;
+	t.cmd_byte = snap_get_u8(c);
+	t.pending_cmd = snap_get_u8(c);
+	t.outport = snap_get_u8(c);
+	t.outbuf = snap_get_u8(c);
+	t.outbuf_full = snap_get_bool(c);
+	t.outbuf_aux = snap_get_bool(c);
+	t.last_was_cmd = snap_get_bool(c);
+	if (c->bad)
+		return -EINVAL;
+	if (t.pending_cmd && !takes_data(t.pending_cmd))
+		snap_cursor_fail(c, "pending command 0x%02x takes no data byte", t.pending_cmd);
+	else if (t.outbuf_aux && !t.outbuf_full)
+		snap_cursor_fail(c, "AUX data flag set on an empty output buffer");
+	if (!devstate_done(c))
+		return -EINVAL;
+
+	pthread_mutex_lock(&k->lock);
+	k->cmd_byte = t.cmd_byte;
+	k->pending_cmd = t.pending_cmd;
+	k->outport = t.outport;
+	k->outbuf = t.outbuf;
+	k->outbuf_full = t.outbuf_full;
+	k->outbuf_aux = t.outbuf_aux;
+	k->last_was_cmd = t.last_was_cmd;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
 }

@@ -27,3 +27,11 @@ void i8042_init(struct i8042 *k, struct vm_stopper stop);
 /* Bus callback; register it twice: at 0x60 (offset 0) and at 0x64 (offset 0), see i8042.c. */
 void i8042_data_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void i8042_cmd_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/* Snapshot (snapshot/state.h, devices/devstate.h): command byte, pending two-byte command,
+ * output port, output buffer and status flags. Load checks them and applies all or nothing (0,
+ * or -EINVAL with the cursor bad). */
+struct snap_buf;
+struct snap_cursor;
+int i8042_state_save(struct i8042 *k, struct snap_buf *b);
+int i8042_state_load(struct i8042 *k, struct snap_cursor *c);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "devices/msix.h"
+#include "snapshot/state.h"
 #include "util/log.h"
 
 /*
@@ -240,4 +241,96 @@ bool pci_msix_mmio(struct pci_device *d, uint64_t bar_off, uint8_t *data, uint32
 	}
 	pthread_mutex_unlock(&m->lock);
 	return true;
+}
+
+/* ---- snapshot ------------------------------------------------------------------------- */
+
+void pci_msix_state_put(struct pci_device *d, struct snap_buf *b)
+{
+	struct pci_msix *m = &d->msix;
+
+	pthread_mutex_lock(&m->lock);
+	snap_put_u16(b, (uint16_t)m->nr_vectors);
+	for (unsigned v = 0; v < m->nr_vectors; v++) {
+		snap_put_u32(b, m->table[v].addr_lo);
+		snap_put_u32(b, m->table[v].addr_hi);
+		snap_put_u32(b, m->table[v].data);
+		snap_put_u32(b, m->table[v].ctrl);
+	}
+	snap_put_u64(b, m->pba);
+	pthread_mutex_unlock(&m->lock);
+}
+
+bool pci_msix_state_get(const struct pci_device *d, const uint8_t *cfg, struct snap_cursor *c,
+			struct msix_entry *table, uint64_t *pba)
+{
+	const struct pci_msix *m = &d->msix;
+	unsigned nr = snap_get_u16(c);
+
+	if (c->bad)
+		return false;
+	if (nr != m->nr_vectors) {
+		snap_cursor_fail(c, "pci %s: %u MSI-X vectors saved, the device has %u", d->name,
+				 nr, m->nr_vectors);
+		return false;
+	}
+	for (unsigned v = 0; v < nr; v++) {
+		struct msix_entry *e = &table[v];
+
+		e->addr_lo = snap_get_u32(c);
+		e->addr_hi = snap_get_u32(c);
+		e->data = snap_get_u32(c);
+		e->ctrl = snap_get_u32(c);
+		if (c->bad)
+			return false;
+		if ((e->addr_lo & 3) || (e->ctrl & ~PCI_MSIX_ENTRY_MASKED)) {
+			snap_cursor_fail(c,
+					 "pci %s: MSI-X vector %u: address 0x%x / control 0x%x "
+					 "hold bits the table does not keep",
+					 d->name, v, e->addr_lo, e->ctrl);
+			return false;
+		}
+	}
+	*pba = snap_get_u64(c);
+	if (c->bad)
+		return false;
+	if (nr < 64 && (*pba >> nr)) {
+		snap_cursor_fail(c, "pci %s: MSI-X PBA 0x%llx has bits past vector %u", d->name,
+				 (unsigned long long)*pba, nr - 1);
+		return false;
+	}
+	/* A pending bit exists only while its vector cannot fire (flush_pending). */
+	if (!m->nr_vectors)
+		return true;
+	unsigned ctrl = cfg[m->cap_off + 2] | cfg[m->cap_off + 3] << 8;
+	struct pci_msix probe = {.enabled = ctrl & PCI_MSIX_CTRL_ENABLE,
+				 .func_masked = ctrl & PCI_MSIX_CTRL_MASKALL};
+	for (unsigned v = 0; v < nr; v++) {
+		probe.table[v] = table[v];
+		if ((*pba >> v & 1) && can_fire(&probe, v)) {
+			snap_cursor_fail(c, "pci %s: MSI-X vector %u pending but deliverable",
+					 d->name, v);
+			return false;
+		}
+	}
+	return true;
+}
+
+void pci_msix_state_apply(struct pci_device *d, const struct msix_entry *table, uint64_t pba)
+{
+	struct pci_msix *m = &d->msix;
+
+	if (!m->nr_vectors)
+		return;
+	unsigned ctrl = d->cfg[m->cap_off + 2] | d->cfg[m->cap_off + 3] << 8;
+
+	pthread_mutex_lock(&m->lock);
+	memcpy(m->table, table, m->nr_vectors * sizeof(*table));
+	m->pba = pba;
+	m->enabled = ctrl & PCI_MSIX_CTRL_ENABLE;
+	m->func_masked = ctrl & PCI_MSIX_CTRL_MASKALL;
+	for (unsigned v = 0; v < m->nr_vectors; v++)
+		if (!(m->table[v].ctrl & PCI_MSIX_ENTRY_MASKED))
+			route(d, v);
+	pthread_mutex_unlock(&m->lock);
 }

@@ -204,6 +204,12 @@ static void bars_update_mapping(struct pci_bus *pb, struct pci_device *d)
 		bar_update_mapping(pb, d, i);
 }
 
+void pci_device_remap(struct pci_device *d)
+{
+	if (d->bus)
+		bars_update_mapping(d->bus, d);
+}
+
 /*
  * A dword written to BAR register idx. Address bits below the BAR's size are hardwired 0, so
  * the sizing protocol needs no special case: all-ones reads back as ~(size - 1) plus the type

@@ -174,3 +174,32 @@ void pci_bus_windows(const struct pci_bus *pb, gpa_t *mmio32_base, gpa_t *mmio32
 
 /* Port handler for 0xCF8-0xCFF (registered by pci_bus_init; exported for tests). */
 void pci_config_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+
+/* ---- snapshot (pci_state.c; snapshot/state.h, devices/devstate.h) ---------------------- */
+
+struct snap_buf;
+struct snap_cursor;
+
+/* One function's saved state, decoded and checked, not yet applied. */
+struct pci_dev_state {
+	uint8_t cfg[PCI_CFG_SIZE]; /* config space as the guest left it, BARs included */
+	struct msix_entry table[PCI_MSIX_MAX_VECTORS];
+	uint64_t pba;
+};
+
+/* Building blocks for a section that holds more than the PCI function (virtio/pci.c): put
+ * the slot, the config space and the MSI-X table/PBA; get decodes and checks them against d
+ * (same slot, read-only bytes as d has them, BARs naturally aligned and, while memory decode
+ * is on, inside a PCI window, MSI-X vector count and bits); apply installs them, moves the
+ * BARs on the MMIO bus (bar_moved is called) and routes the unmasked vectors anew. */
+void pci_device_state_put(struct pci_device *d, struct snap_buf *b);
+bool pci_device_state_get(const struct pci_device *d, struct snap_cursor *c,
+			  struct pci_dev_state *st);
+void pci_device_state_apply(struct pci_device *d, const struct pci_dev_state *st);
+/* A section of its own: the above with a version header; load is all or nothing (0, or
+ * -EINVAL with the cursor bad). Before vCPUs run. */
+int pci_device_state_save(struct pci_device *d, struct snap_buf *b) __must_check;
+int pci_device_state_load(struct pci_device *d, struct snap_cursor *c) __must_check;
+/* The bus: CONFIG_ADDRESS and the host bridge's config space. */
+int pci_bus_state_save(struct pci_bus *pb, struct snap_buf *b) __must_check;
+int pci_bus_state_load(struct pci_bus *pb, struct snap_cursor *c) __must_check;

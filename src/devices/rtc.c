@@ -1,9 +1,11 @@
 /* rtc.c: MC146818 CMOS clock: host UTC time on every read, 114 bytes of CMOS RAM, no interrupts. */
 #include "devices/rtc.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
+#include "devices/devstate.h"
 #include "util/compiler.h"
 
 /*
@@ -195,4 +197,49 @@ void rtc_init(struct rtc *r)
 	pthread_mutex_init(&r->lock, NULL);
 	r->cmos[REG_A] = A_DEFAULT;
 	r->cmos[REG_B] = B_DEFAULT;
+}
+
+/* ---- snapshot ------------------------------------------------------------------------- */
+
+int rtc_state_save(struct rtc *r, struct snap_buf *b)
+{
+	pthread_mutex_lock(&r->lock);
+	devstate_put_header(b);
+	snap_put_u8(b, r->index);
+	snap_put_bytes(b, r->cmos, sizeof(r->cmos));
+	pthread_mutex_unlock(&r->lock);
+	return snap_buf_failed(b);
+}
+
+int rtc_state_load(struct rtc *r, struct snap_cursor *c)
+{
+	uint8_t index, cmos[sizeof(r->cmos)];
+
+	if (!devstate_get_header(c))
+		return -EINVAL;
+	index = snap_get_u8(c);
+	snap_get_bytes(c, cmos, sizeof(cmos));
+	if (c->bad)
+		return -EINVAL;
+	if (index & ~INDEX_MASK)
+		snap_cursor_fail(c, "index register 0x%02x: bit 7 is never stored", index);
+	else if (cmos[REG_A] & A_UIP)
+		snap_cursor_fail(c, "register A 0x%02x: UIP is never stored", cmos[REG_A]);
+	else if ((cmos[REG_B] & B_SET) && (cmos[REG_B] & B_UIE))
+		snap_cursor_fail(c, "register B 0x%02x: SET clears UIE", cmos[REG_B]);
+	else if (cmos[REG_C] || cmos[REG_D])
+		snap_cursor_fail(c, "registers C/D 0x%02x/0x%02x: read-only, never stored",
+				 cmos[REG_C], cmos[REG_D]);
+	for (unsigned i = 0; i < sizeof(cmos) && !c->bad; i++)
+		if (is_clock_reg((uint8_t)i) && cmos[i])
+			snap_cursor_fail(c, "CMOS byte 0x%02x is a clock register, never stored",
+					 i);
+	if (!devstate_done(c))
+		return -EINVAL;
+
+	pthread_mutex_lock(&r->lock);
+	r->index = index;
+	memcpy(r->cmos, cmos, sizeof(cmos));
+	pthread_mutex_unlock(&r->lock);
+	return 0;
 }

@@ -1,8 +1,10 @@
 /* serial.c: 16550A UART: registers, 16-byte RX FIFO, interrupt priority, loopback, output. */
 #include "devices/serial.h"
 
+#include <errno.h>
 #include <string.h>
 
+#include "devices/devstate.h"
 #include "util/compiler.h"
 
 /*
@@ -371,4 +373,102 @@ void serial_init(struct serial *s, struct output *out, struct irq_line irq)
 void serial_destroy(struct serial *s)
 {
 	pthread_mutex_destroy(&s->lock);
+}
+
+/* ---- snapshot ------------------------------------------------------------------------- */
+
+int serial_state_save(struct serial *s, struct snap_buf *b)
+{
+	pthread_mutex_lock(&s->lock);
+	devstate_put_header(b);
+	snap_put_u8(b, s->ier);
+	snap_put_u8(b, s->lcr);
+	snap_put_u8(b, s->mcr);
+	snap_put_u8(b, s->lsr);
+	snap_put_u8(b, s->msr);
+	snap_put_u8(b, s->scr);
+	snap_put_u8(b, s->dll);
+	snap_put_u8(b, s->dlm);
+	snap_put_u8(b, s->fcr);
+	snap_put_bool(b, s->thr_empty_pending);
+	snap_put_bool(b, s->irq_level != 0);
+	/* The FIFO from its oldest byte: the ring position is not guest-visible. */
+	snap_put_u8(b, (uint8_t)s->rx_count);
+	for (unsigned i = 0; i < s->rx_count; i++)
+		snap_put_u8(b, s->rx[(s->rx_head + i) % SERIAL_FIFO_SIZE]);
+	pthread_mutex_unlock(&s->lock);
+	return snap_buf_failed(b);
+}
+
+/* The MSR status bits (not the deltas) a 16550A shows for this MCR: see update_msr. */
+static uint8_t msr_status_for(uint8_t mcr)
+{
+	struct serial t = {.mcr = mcr, .msr = 0};
+
+	update_msr(&t);
+	return t.msr & (uint8_t)~MSR_DELTAS;
+}
+
+int serial_state_load(struct serial *s, struct snap_cursor *c)
+{
+	struct serial t = {0};
+	bool level;
+
+	if (!devstate_get_header(c))
+		return -EINVAL;
+	t.ier = snap_get_u8(c);
+	t.lcr = snap_get_u8(c);
+	t.mcr = snap_get_u8(c);
+	t.lsr = snap_get_u8(c);
+	t.msr = snap_get_u8(c);
+	t.scr = snap_get_u8(c);
+	t.dll = snap_get_u8(c);
+	t.dlm = snap_get_u8(c);
+	t.fcr = snap_get_u8(c);
+	t.thr_empty_pending = snap_get_bool(c);
+	level = snap_get_bool(c);
+	t.rx_count = snap_get_u8(c);
+	if (c->bad)
+		return -EINVAL;
+	if (t.ier & ~IER_MASK)
+		snap_cursor_fail(c, "IER 0x%02x has bits a 16550A does not hold", t.ier);
+	else if (t.mcr & ~MCR_MASK)
+		snap_cursor_fail(c, "MCR 0x%02x has bits a 16550A does not hold", t.mcr);
+	else if (t.lsr & ~(LSR_ERRORS | LSR_THRE | LSR_TEMT))
+		snap_cursor_fail(c, "LSR 0x%02x: only error bits and THRE/TEMT are kept", t.lsr);
+	else if ((t.msr & (uint8_t)~MSR_DELTAS) != msr_status_for(t.mcr))
+		snap_cursor_fail(c, "MSR 0x%02x does not match MCR 0x%02x", t.msr, t.mcr);
+	else if ((t.fcr & ~FCR_KEEP) || (!(t.fcr & FCR_ENABLE) && t.fcr))
+		snap_cursor_fail(c, "FCR 0x%02x is not a value the FCR can hold", t.fcr);
+	else if (t.thr_empty_pending && !(t.ier & IER_THRI))
+		snap_cursor_fail(c, "THRE interrupt pending with IER.THRI clear");
+	else if (t.rx_count > rx_capacity(&t))
+		snap_cursor_fail(c, "RX FIFO holds %u bytes, more than its %u", t.rx_count,
+				 rx_capacity(&t));
+	if (c->bad)
+		return -EINVAL;
+	snap_get_bytes(c, t.rx, t.rx_count);
+	if (!c->bad && level != !(iir_value(&t) & IIR_NO_INT))
+		snap_cursor_fail(c, "IRQ line %s but IIR 0x%02x says otherwise",
+				 level ? "raised" : "low", iir_value(&t));
+	if (!devstate_done(c))
+		return -EINVAL;
+
+	pthread_mutex_lock(&s->lock);
+	s->ier = t.ier;
+	s->lcr = t.lcr;
+	s->mcr = t.mcr;
+	s->lsr = t.lsr;
+	s->msr = t.msr;
+	s->scr = t.scr;
+	s->dll = t.dll;
+	s->dlm = t.dlm;
+	s->fcr = t.fcr;
+	s->thr_empty_pending = t.thr_empty_pending;
+	memcpy(s->rx, t.rx, sizeof(s->rx));
+	s->rx_head = 0;
+	s->rx_count = t.rx_count;
+	s->irq_level = level;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

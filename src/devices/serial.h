@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "devices/irq.h"
+#include "util/compiler.h"
 #include "vmm/output.h"
 
 #define SERIAL_COM1_BASE 0x3f8
@@ -50,3 +51,14 @@ void serial_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool 
 size_t serial_receive(struct serial *s, const uint8_t *buf, size_t len);
 /* Free space in the receive FIFO (0 in loopback mode). */
 size_t serial_rx_free(struct serial *s);
+
+/* Snapshot (snapshot/state.h, devices/devstate.h). Saves the registers, the RX FIFO contents
+ * and level, the THRE latch and the IRQ line level. Output already written went to the output
+ * sink (host side) and is not part of the state; the host counters are not either. Load checks
+ * every register against what a 16550A could hold and applies all or nothing (0, or -EINVAL
+ * with the cursor bad). It does not drive the IRQ line: its level is part of the irqchip state,
+ * which is restored with the VM. */
+struct snap_buf;
+struct snap_cursor;
+int serial_state_save(struct serial *s, struct snap_buf *b) __must_check;
+int serial_state_load(struct serial *s, struct snap_cursor *c) __must_check;

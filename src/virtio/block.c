@@ -418,6 +418,14 @@ static void blk_destroy(struct virtio_dev *d)
 	free(b);
 }
 
+/* Snapshot: no request in flight (the caller drains them first: disk_drain). */
+static bool blk_quiesced(struct virtio_dev *d)
+{
+	const struct virtio_blk *b = to_blk(d);
+
+	return !b->nr_busy && !b->disk.inflight && !b->draining;
+}
+
 const struct virtio_dev_ops blk_ops = {
     .name = "virtio-blk",
     .type = VIRTIO_ID_BLOCK,
@@ -427,6 +435,7 @@ const struct virtio_dev_ops blk_ops = {
     .activate = blk_activate,
     .reset = blk_reset,
     .destroy = blk_destroy,
+    .quiesced = blk_quiesced,
 };
 
 void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *st)

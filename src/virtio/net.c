@@ -501,6 +501,16 @@ static void net_reset(struct virtio_dev *d)
 		(void)n->be->ops->set_offload(n->be, 0);
 }
 
+/* Snapshot: no receive chains held for a frame and no transmit chain waiting for the backend
+ * (a frame read from the backend but not yet given to the guest is dropped, as on a link
+ * that went down). */
+static bool net_quiesced(struct virtio_dev *d)
+{
+	const struct virtio_net *n = to_net(d);
+
+	return !n->stash_n && !n->tx_waiting;
+}
+
 static void net_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
 {
 	struct virtio_net *n = to_net(d);
@@ -534,6 +544,7 @@ static const struct virtio_dev_ops net_ops = {
     .activate = net_activate,
     .reset = net_reset,
     .destroy = net_destroy,
+    .quiesced = net_quiesced,
 };
 
 int virtio_net_create_with(const struct virtio_env *env, const struct net_config *cfg,

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "devices/devstate.h"
 #include "devices/pci.h"
 #include "util/log.h"
 #include "virtio/virtio.h"
@@ -501,4 +502,71 @@ struct pci_device *virtio_pci_device(struct virtio_pci *vp) { return &vp->pci; }
 unsigned virtio_pci_irq_count(const struct virtio_pci *vp, unsigned v)
 {
 	return v < PCI_MSIX_MAX_VECTORS ? __atomic_load_n(&vp->irq_count[v], __ATOMIC_RELAXED) : 0;
+}
+
+/* ---- snapshot --------------------------------------------------------------------------- */
+
+/* Layout: version, the PCI function (pci_device_state_put), u32 device_feature_select, u32
+ * driver_feature_select, u16 queue_select, the device core (virtio_dev_state_put). The
+ * selectors hold any value the driver wrote (out-of-range ones read as zero / no queue). */
+int virtio_pci_state_save(struct virtio_pci *vp, struct snap_buf *b)
+{
+	struct virtio_dev *d = vp->dev;
+	int ret = 0;
+
+	/* The PCI part first: pci_bus.lock comes before the device lock. */
+	devstate_put_header(b);
+	pci_device_state_put(&vp->pci, b);
+	pthread_mutex_lock(&d->lock);
+	if (!virtio_dev_quiesced(d)) {
+		ret = -EBUSY;
+	} else {
+		snap_put_u32(b, vp->device_feature_select);
+		snap_put_u32(b, vp->driver_feature_select);
+		snap_put_u16(b, vp->queue_select);
+		virtio_dev_state_put(d, b);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret ? ret : snap_buf_failed(b);
+}
+
+int virtio_pci_state_load(struct virtio_pci *vp, struct snap_cursor *c)
+{
+	struct virtio_dev *d = vp->dev;
+	struct pci_dev_state *pst = malloc(sizeof(*pst));
+	struct virtio_dev_state *vst = malloc(sizeof(*vst));
+	uint32_t dev_sel = 0, drv_sel = 0;
+	uint16_t q_sel = 0;
+	bool ok = false;
+
+	if (!pst || !vst) {
+		snap_cursor_fail(c, "%s: out of memory", d->id);
+		goto out;
+	}
+	if (!devstate_get_header(c) || !pci_device_state_get(&vp->pci, c, pst))
+		goto out;
+	dev_sel = snap_get_u32(c);
+	drv_sel = snap_get_u32(c);
+	q_sel = snap_get_u16(c);
+	pthread_mutex_lock(&d->lock);
+	ok =
+	    !c->bad && virtio_dev_state_get(d, c, vp->pci.msix.nr_vectors, vst) && devstate_done(c);
+	pthread_mutex_unlock(&d->lock);
+	if (!ok)
+		goto out;
+
+	/* All checked: apply. The BARs move first (ioeventfds follow, bar_moved), then the core
+	 * state, which may kick queues. */
+	pci_device_state_apply(&vp->pci, pst);
+	pthread_mutex_lock(&d->lock);
+	vp->device_feature_select = dev_sel;
+	vp->driver_feature_select = drv_sel;
+	vp->queue_select = q_sel;
+	virtio_dev_state_apply(d, vst);
+	virtio_dev_state_resume(d);
+	pthread_mutex_unlock(&d->lock);
+out:
+	free(pst);
+	free(vst);
+	return ok ? 0 : -EINVAL;
 }

@@ -86,6 +86,9 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *d);
 	/* Free the device (nothing runs any more). Must end with virtio_dev_cleanup(). */
 	void (*destroy)(struct virtio_dev *d);
+	/* Snapshot: true when no request is in flight and no chain is held between dispatches
+	 * (lock held). Optional: a device that completes every chain within its dispatch. */
+	bool (*quiesced)(struct virtio_dev *d);
 };
 
 struct virtio_queue {
@@ -195,6 +198,47 @@ void virtio_dev_process(struct virtio_dev *d, unsigned q);
 void virtio_dispatch_begin(struct virtio_dev *d);
 void virtio_dispatch_end(struct virtio_dev *d);
 
+/* ---- snapshot (virtio_state.c; snapshot/state.h, devices/devstate.h) -------------------- */
+
+struct snap_buf;
+struct snap_cursor;
+
+/* One device's core state, decoded and checked, not yet applied. */
+struct virtio_dev_state {
+	uint64_t driver_features;
+	uint8_t status, config_generation, isr;
+	uint16_t msix_config;
+	struct {
+		struct virtq vq; /* ring addresses, size, engine indexes; host views if enabled */
+		uint16_t msix_vector, used_checked;
+		bool enabled;
+	} queues[VIRTIO_MAX_QUEUES];
+};
+
+/* Nothing in flight (lock held): no reset pending and the device's ops->quiesced. The caller
+ * of a save pauses the vCPUs and the event loop's device work, then waits for this. */
+bool virtio_dev_quiesced(struct virtio_dev *d);
+/* Building blocks (lock held for put and apply): put saves what the guest can see or set:
+ * the type, queue count, offered features and device config (checked on load, so a device
+ * configured differently, a disk whose capacity changed, is refused), driver features,
+ * status, config generation, ISR, config vector, and per queue the size, enable, ring
+ * addresses, vector and the ring engine's indexes (last_avail, used_idx, the event-idx
+ * shadow). get decodes into *st and checks it against d; vectors must be below nr_vectors
+ * (or VIRTIO_MSI_NO_VECTOR). apply installs it; resume then activates a device the driver had
+ * started (ops->activate: backend offloads, write-through mode) and kicks its ready queues,
+ * since a kick pending at save time is not in the snapshot. */
+void virtio_dev_state_put(struct virtio_dev *d, struct snap_buf *b);
+bool virtio_dev_state_get(struct virtio_dev *d, struct snap_cursor *c, unsigned nr_vectors,
+			  struct virtio_dev_state *st);
+void virtio_dev_state_apply(struct virtio_dev *d, const struct virtio_dev_state *st);
+void virtio_dev_state_resume(struct virtio_dev *d);
+/* A section of its own, for a device without a transport (tests); takes the lock. Save is
+ * -EBUSY when the device is not quiesced; load is all or nothing (0, or -EINVAL with the
+ * cursor bad). */
+int virtio_dev_state_save(struct virtio_dev *d, struct snap_buf *b) __must_check;
+int virtio_dev_state_load(struct virtio_dev *d, struct snap_cursor *c,
+			  unsigned nr_vectors) __must_check;
+
 /* ---- virtio-pci modern transport (pci.c) -------------------------------------------------- */
 
 struct virtio_pci;
@@ -215,6 +259,12 @@ void virtio_pci_bar_io(void *opaque, uint64_t off, uint8_t *data, uint32_t len, 
 struct pci_device *virtio_pci_device(struct virtio_pci *vp);
 /* Interrupts raised so far on vector v (detached devices only). */
 unsigned virtio_pci_irq_count(const struct virtio_pci *vp, unsigned v);
+/* Snapshot of the whole device: its PCI function (config space, BARs, MSI-X), the transport's
+ * selectors and the device core (virtio_dev_state_put). Save is -EBUSY unless the device is
+ * quiesced; load checks everything against the device built from the same configuration and
+ * applies all or nothing (0, or -EINVAL with the cursor bad), before vCPUs run. */
+int virtio_pci_state_save(struct virtio_pci *vp, struct snap_buf *b) __must_check;
+int virtio_pci_state_load(struct virtio_pci *vp, struct snap_cursor *c) __must_check;
 
 /* BAR 0 layout (all areas 4-byte aligned; the BAR is 16 KiB):
  *   0x0000 common cfg   0x0800 ISR        0x1000 device cfg
