@@ -604,7 +604,7 @@ static void test_passt_killed(void **state)
 /* A passt the user started, listening on its own socket (passt=PATH): DHCP through it. */
 static void test_user_started(void **state)
 {
-	char dir[] = "/tmp/kiln-test-passt.XXXXXX", sock[64], err[256];
+	char dir[] = "/tmp/kiln-test-passt.XXXXXX", sock[64], pidf[64], err[256];
 	uint8_t bootp[1500];
 	const char *bin = getenv("KILN_PASST");
 	pid_t pid;
@@ -614,6 +614,7 @@ static void test_user_started(void **state)
 		bin = "passt";
 	assert_non_null(mkdtemp(dir));
 	snprintf(sock, sizeof(sock), "%s/passt.sock", dir);
+	snprintf(pidf, sizeof(pidf), "%s/passt.pid", dir);
 	pid = fork();
 	if (pid == 0) {
 		int null = open("/dev/null", O_WRONLY);
@@ -622,12 +623,14 @@ static void test_user_started(void **state)
 		execlp(bin, "passt", "--foreground", "--one-off", "--ipv4-only", "--socket", sock,
 		       "--address", "10.0.2.15", "--netmask", "24", "--gateway", "10.0.2.2",
 		       "--interface", "lo", "--mac-addr", "52:55:0a:00:02:02", "--runas",
-		       "65534:65534", (char *)NULL);
+		       "65534:65534", "--pid", pidf, (char *)NULL);
 		_exit(127);
 	}
 	assert_true(pid > 0);
 	chmod(dir, 0777); /* passt (nobody) makes its socket there */
-	for (int i = 0; i < 300 && access(sock, F_OK); i++)
+	/* passt writes its pid file once it listens (the socket file appears at bind, a moment
+	 * before: a connect then is refused). */
+	for (int i = 0; i < 1000 && access(pidf, F_OK); i++)
 		usleep(10000);
 	assert_int_equal(start_full(NULL, false, sock, err, sizeof(err)), 0);
 	dhcp_discover(bootp);
@@ -637,6 +640,7 @@ static void test_user_started(void **state)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	unlink(sock);
+	unlink(pidf);
 	rmdir(dir);
 	assert_int_equal(fv_setup(&ev, &v), 0); /* for teardown */
 }
