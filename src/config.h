@@ -93,6 +93,7 @@ struct vm_config {
 	bool rng;                       /* virtio-rng, default on */
 	enum serial_mode console_mode;  /* virtio-console: default SERIAL_OFF */
 	char *console_path;             /* SERIAL_FILE only */
+	bool track_dirty_pages;         /* dirty page tracking from the boot (Diff snapshots) */
 };
 
 /* Fill defaults. */

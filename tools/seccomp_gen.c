@@ -12,7 +12,9 @@
  *  vcpu  KVM_RUN and the vCPU state ioctls; the device register handlers that run on it (PIO
  *        and MMIO exits): interrupts, ioeventfd moves, MSI routes, console output.
  *  vmm   the event loop (main thread): device queues, disk and network I/O, the API's commands,
- *        pause/resume, the stop and its clean-up.
+ *        pause/resume, snapshot/create (the vCPU and VM state ioctls while the vCPUs are
+ *        parked, the state and memory files: open with O_CREAT, rename), the stop and its
+ *        clean-up.
  *  api   the API server: libmicrohttpd's accepting thread and a thread per connection.
  * No list has execve, fork, ptrace, mount, socket, KVM_CREATE_VM or the like. ioctl is allowed
  * by request number only (compared on 32 bits: musl passes the request sign-extended), mmap and
@@ -65,6 +67,9 @@ static const char *const vmm_calls[] = {
 	"dup2", "kill", "wait4", "waitid", "pidfd_send_signal", "unlink", "unlinkat", "rmdir",
 	"access", "faccessat", "faccessat2", "readlink", "getcwd", "sched_getaffinity",
 	"sched_setaffinity", "rt_sigaction", "rt_sigtimedwait", "uname",
+	/* snapshot/create (vmm/snapshot.c): the state and memory files, each written to a
+	 * temporary file renamed over its path */
+	"ftruncate", "rename", "renameat", "renameat2", "copy_file_range",
 };
 
 static const char *const api_calls[] = {
@@ -95,6 +100,11 @@ static const unsigned long vmm_ioctls[] = {
 	KVM_GET_MSRS, KVM_GET_DEVICE_ATTR, KVM_SET_DEVICE_ATTR, KVM_KVMCLOCK_CTRL,
 	TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNGETFEATURES, SIOCOUTQ, FIONREAD, FIONBIO,
 	BLKGETSIZE64, TCGETS, TCSETS, TCSETSW, TCSETSF,
+	/* snapshot/create: every vCPU's state (the vCPUs are parked), the VM's, the dirty log,
+	 * and the host's MSR list (probed at the first snapshot) */
+	KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_FPU, KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_GET_XCRS,
+	KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS, KVM_GET_MP_STATE, KVM_GET_DEBUGREGS, KVM_GET_CPUID2,
+	KVM_GET_TSC_KHZ, KVM_GET_IRQCHIP, KVM_GET_PIT2, KVM_GET_DIRTY_LOG, KVM_GET_MSR_INDEX_LIST,
 };
 
 static const unsigned long api_ioctls[] = {
@@ -118,7 +128,7 @@ struct kind {
 #define LIST(a) a, ARRAY_SIZE(a)
 static const struct kind kinds[] = {
 	{ "vcpu", LIST(vcpu_calls), LIST(vcpu_ioctls), false, OPEN_NONE },
-	{ "vmm", LIST(vmm_calls), LIST(vmm_ioctls), false, OPEN_READ },
+	{ "vmm", LIST(vmm_calls), LIST(vmm_ioctls), false, OPEN_ANY }, /* snapshot files */
 	{ "api", LIST(api_calls), LIST(api_ioctls), true, OPEN_ANY },
 };
 

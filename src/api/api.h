@@ -153,6 +153,8 @@ enum api_cmd_type {
 	API_CMD_FLUSH_METRICS,
 	API_CMD_CTRL_ALT_DEL,
 	API_CMD_DRIVE_PATH,
+	API_CMD_SNAPSHOT_CREATE, /* arg: struct api_snapshot_create */
+	API_CMD_SNAPSHOT_LOAD,	 /* arg: struct api_snapshot_load */
 };
 
 enum api_cmd_phase {
@@ -175,6 +177,8 @@ struct api_cmd {
 	enum api_cmd_type type;
 	char id[VM_CONFIG_ID_MAX]; /* API_CMD_DRIVE_PATH */
 	char *path;		   /* API_CMD_DRIVE_PATH, owned by the command */
+	void *arg;		   /* the snapshot commands' request, owned by the command */
+	void (*arg_free)(void *arg);
 	int ret;		   /* 0 or -errno, once DONE */
 	char err[512];
 	enum api_cmd_phase phase;

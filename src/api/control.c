@@ -13,7 +13,11 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/snapshot_body.h"
+#include "snapshot/config_state.h"
 #include "util/file.h"
+#include "vmm/restore.h"
+#include "vmm/snapshot.h"
 #include "vmm/vm.h"
 #include "util/clock.h"
 
@@ -22,6 +26,8 @@ struct control {
 	struct api a;
 	struct vm vm;
 	struct vm_config vm_cfg; /* what the VM was built from (root drive first...) */
+	struct vm_restore restore; /* PUT /snapshot/load: the snapshot the VM came from */
+	bool restored;
 	bool vm_live;
 	int timer_fd; /* periodic metrics */
 	int sig_fd;   /* before boot; vm_run takes signals after */
@@ -67,6 +73,25 @@ int api_logger_apply(struct api *a, const struct api_logger_config *l, char *err
 
 static void cmd_ready(void *opaque, uint32_t events);
 
+/* The VM is built (by InstanceStart or a snapshot load): hook the command queue and the
+ * metrics timer into its event loop. */
+static int go_live(struct control *m, char *err, size_t n)
+{
+	struct api *a = &m->a;
+	int ret;
+
+	if ((ret = vm_pause_init(&m->vm)) ||
+	    (ret = event_add_control(&m->vm.ev, a->cmd_efd, EPOLLIN, cmd_ready, m)) ||
+	    (m->timer_fd >= 0 &&
+	     (ret = event_add_control(&m->vm.ev, m->timer_fd, EPOLLIN, metrics_tick, m)))) {
+		snprintf(err, n, "event loop set-up: %s", strerror(-ret));
+		vm_destroy(&m->vm);
+		return ret;
+	}
+	m->vm_live = true;
+	return 0;
+}
+
 /* InstanceStart: build the VM from the current config and hook the queue and the metrics
  * timer into its event loop. On failure the config stays as it was and nothing runs. */
 static int start_vm(struct control *m, char *err, size_t n)
@@ -99,20 +124,95 @@ static int start_vm(struct control *m, char *err, size_t n)
 		vm_config_free(&m->vm_cfg);
 		goto fail;
 	}
-	if ((ret = vm_pause_init(&m->vm)) ||
-	    (ret = event_add_control(&m->vm.ev, a->cmd_efd, EPOLLIN, cmd_ready, m)) ||
-	    (m->timer_fd >= 0 &&
-	     (ret = event_add_control(&m->vm.ev, m->timer_fd, EPOLLIN, metrics_tick, m)))) {
-		snprintf(err, n, "InstanceStart: event loop set-up: %s", strerror(-ret));
-		vm_destroy(&m->vm);
+	if ((ret = go_live(m, msg, sizeof(msg)))) {
+		snprintf(err, n, "InstanceStart: %s", msg);
 		vm_config_free(&m->vm_cfg);
 		goto fail;
 	}
-	m->vm_live = true;
 	set_state(a, API_RUNNING);
 	log_info("api: InstanceStart: %u vCPUs, %llu MiB", m->vm_cfg.cpus,
 		 (unsigned long long)(m->vm_cfg.mem_size / MiB));
 	return 0;
+fail:
+	set_state(a, API_NOT_STARTED);
+	return ret ? ret : -EINVAL;
+}
+
+/* What makes a process no longer fresh for a snapshot load (Firecracker's rule: nothing but
+ * the logger and the metrics configured before). */
+static const char *configured(const struct api_config *c)
+{
+	if (c->boot_source_set)
+		return "boot-source";
+	if (c->machine_config_set)
+		return "machine-config";
+	if (c->vm.nr_disks)
+		return "drives";
+	if (c->vm.nr_nets)
+		return "network-interfaces";
+	if (c->vm.rng)
+		return "entropy";
+	if (c->serial_set)
+		return "serial";
+	return NULL;
+}
+
+/* PUT /snapshot/load: the VM the snapshot describes, its state applied, running or paused. */
+static int load_snapshot(struct control *m, const struct api_snapshot_load *l, char *err,
+			 size_t n)
+{
+	struct api *a = &m->a;
+	const char *what;
+	char msg[400];
+	int ret;
+
+	pthread_mutex_lock(&a->lock);
+	what = configured(&a->cfg);
+	if (a->state != API_NOT_STARTED || what) {
+		pthread_mutex_unlock(&a->lock);
+		if (what)
+			snprintf(err, n, "a snapshot loads only into a fresh microVM: %s was "
+					 "configured", what);
+		else
+			snprintf(err, n, "the microVM is already running");
+		return -EINVAL;
+	}
+	a->state = API_STARTING;
+	pthread_mutex_unlock(&a->lock);
+	if (l->backend == API_MEM_UFFD) {
+		snprintf(err, n, "mem_backend: backend_type: Uffd is not available in this kiln yet "
+				 "(File is)");
+		ret = -EINVAL;
+		goto fail;
+	}
+	ret = vm_restore_open(&m->restore, l->snapshot_path, l->backend_path, msg, sizeof(msg));
+	for (unsigned i = 0; !ret && i < l->nr_net_overrides; i++)
+		ret = config_state_override_net(&m->restore.cfg, l->net_overrides[i].iface_id,
+						l->net_overrides[i].host_dev_name, msg, sizeof(msg));
+	if (!ret)
+		ret = vm_config_validate(&m->restore.cfg, msg, sizeof(msg));
+	if (ret) {
+		snprintf(err, n, "%s", msg);
+		goto fail_restore;
+	}
+	m->restore.clock_realtime = l->clock_realtime;
+	m->restore.track_dirty = l->track_dirty_pages;
+	if ((ret = vm_create_restore(&m->vm, &m->restore, msg, sizeof(msg)))) {
+		snprintf(err, n, "%s", msg);
+		goto fail_restore;
+	}
+	if ((ret = go_live(m, err, n)))
+		goto fail_restore;
+	if (!l->resume_vm && (ret = vm_pause_preboot(&m->vm)))
+		log_warn("snapshot/load: holding device handlers: %s", strerror(-ret));
+	m->restored = true;
+	set_state(a, l->resume_vm ? API_RUNNING : API_PAUSED);
+	log_info("api: snapshot loaded from %s: %u vCPUs, %llu MiB, %s", l->snapshot_path,
+		 m->restore.cfg.cpus, (unsigned long long)(m->restore.cfg.mem_size / MiB),
+		 l->resume_vm ? "running" : "paused");
+	return 0;
+fail_restore:
+	vm_restore_free(&m->restore);
 fail:
 	set_state(a, API_NOT_STARTED);
 	return ret ? ret : -EINVAL;
@@ -127,6 +227,8 @@ static int run_cmd(struct control *m, struct api_cmd *cmd)
 		return start_vm(m, cmd->err, sizeof(cmd->err));
 	if (cmd->type == API_CMD_FLUSH_METRICS)
 		return api_metrics_write(a, m->vm_live ? &m->vm : NULL);
+	if (cmd->type == API_CMD_SNAPSHOT_LOAD)
+		return load_snapshot(m, cmd->arg, cmd->err, sizeof(cmd->err));
 	if (!m->vm_live) {
 		snprintf(cmd->err, sizeof(cmd->err), "the microVM is not running");
 		return -EINVAL;
@@ -166,6 +268,11 @@ static int run_cmd(struct control *m, struct api_cmd *cmd)
 		}
 		pthread_mutex_unlock(&a->lock);
 		return 0;
+	}
+	case API_CMD_SNAPSHOT_CREATE: {
+		const struct api_snapshot_create *c = cmd->arg;
+		return vm_snapshot_create(&m->vm, c->type == API_SNAPSHOT_DIFF, c->snapshot_path,
+					  c->mem_file_path, cmd->err, sizeof(cmd->err));
 	}
 	default:
 		snprintf(cmd->err, sizeof(cmd->err), "unknown command %d", (int)cmd->type);
@@ -310,7 +417,10 @@ out:
 	api_server_stop(a);
 	if (m.vm_live) {
 		vm_destroy(&m.vm);
-		vm_config_free(&m.vm_cfg);
+		if (m.restored)
+			vm_restore_free(&m.restore);
+		else
+			vm_config_free(&m.vm_cfg);
 	}
 	api_config_free(&a->cfg);
 	if (a->metrics_fd >= 0)

@@ -93,6 +93,7 @@ int api_boot_config(const struct api_config *c, struct vm_config *out)
 
 	if (copy_vm(out, &c->vm))
 		return -ENOMEM;
+	out->track_dirty_pages = c->track_dirty_pages;
 	for (unsigned i = 0; i < out->nr_disks; i++)
 		if (out->disks[i].is_root)
 			root = (int)i;

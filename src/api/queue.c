@@ -57,6 +57,10 @@ const char *api_cmd_name(enum api_cmd_type type)
 		return "SendCtrlAltDel";
 	case API_CMD_DRIVE_PATH:
 		return "drive update";
+	case API_CMD_SNAPSHOT_CREATE:
+		return "snapshot/create";
+	case API_CMD_SNAPSHOT_LOAD:
+		return "snapshot/load";
 	}
 	return "command";
 }
@@ -82,6 +86,9 @@ void api_cmd_put(struct api *a, struct api_cmd *cmd)
 	pthread_mutex_unlock(&a->lock);
 	if (last) {
 		free(cmd->path);
+		if (cmd->arg && cmd->arg_free)
+			cmd->arg_free(cmd->arg);
+		free(cmd->arg);
 		free(cmd);
 	}
 }

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "api/json.h"
+#include "api/snapshot_body.h"
 #include "kiln-build.h"
 #include "util/file.h"
 
@@ -359,6 +360,75 @@ static unsigned patch_drive(struct req *r)
 	return post(r, API_CMD_DRIVE_PATH, path, "drive");
 }
 
+/* ---- snapshots (docs/snapshot.md) ---------------------------------------------------------- */
+
+/* Post a snapshot command whose parsed request (arg, freed with arg_free) it takes over. */
+static unsigned post_arg(struct req *r, enum api_cmd_type type, void *arg,
+			 void (*arg_free)(void *), const char *what)
+{
+	struct api_cmd *cmd = api_cmd_new(type);
+
+	if (!cmd) {
+		arg_free(arg);
+		free(arg);
+		return fault(r, 500, "%s: out of memory", what);
+	}
+	cmd->arg = arg;
+	cmd->arg_free = arg_free;
+	unsigned status;
+	int ret = api_post(r->a, cmd);
+	if (ret == -ESHUTDOWN)
+		status = fault(r, 400, "%s: the microVM has stopped", what);
+	else if (ret == -ECANCELED || ret == -ETIMEDOUT)
+		status = fault(r, ret == -ECANCELED ? 503 : 504,
+			       "%s: the main thread did not %s the request within %u ms", what,
+			       ret == -ECANCELED ? "take" : "finish", r->a->post_timeout_ms);
+	else if (ret)
+		status = fault(r, 400, "%s: %s", what, cmd->err[0] ? cmd->err : strerror(-ret));
+	else
+		status = 204;
+	api_cmd_put(r->a, cmd);
+	return status;
+}
+
+static void free_create(void *p) { api_snapshot_create_free(p); }
+static void free_load(void *p) { api_snapshot_load_free(p); }
+
+static unsigned put_snapshot_create(struct req *r)
+{
+	struct api_snapshot_create *c = calloc(1, sizeof(*c));
+	char err[512];
+
+	if (!c)
+		return fault(r, 500, "snapshot/create: out of memory");
+	if (api_parse_snapshot_create(r->body, r->len, c, err, sizeof(err))) {
+		free(c);
+		return fault(r, 400, "%s", err);
+	}
+	enum api_state s = state_of(r->a);
+	if (s != API_PAUSED) {
+		free_create(c);
+		free(c);
+		return fault(r, 400, "snapshot/create: the microVM must be paused first (PATCH /vm "
+				     "{\"state\": \"Paused\"}); it is %s", state_name(s));
+	}
+	return post_arg(r, API_CMD_SNAPSHOT_CREATE, c, free_create, "snapshot/create");
+}
+
+static unsigned put_snapshot_load(struct req *r)
+{
+	struct api_snapshot_load *l = calloc(1, sizeof(*l));
+	char err[512];
+
+	if (!l)
+		return fault(r, 500, "snapshot/load: out of memory");
+	if (api_parse_snapshot_load(r->body, r->len, l, err, sizeof(err))) {
+		free(l);
+		return fault(r, 400, "%s", err);
+	}
+	return post_arg(r, API_CMD_SNAPSHOT_LOAD, l, free_load, "snapshot/load");
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 enum { M_GET, M_PUT, M_PATCH, M__COUNT };
@@ -388,6 +458,8 @@ static const struct route {
     {"/actions", false, "actions", {[M_PUT] = put_actions}, "PUT"},
     {"/vm", false, "vm", {[M_PATCH] = patch_vm}, "PATCH"},
     {"/vm/config", false, "vm/config", {get_vm_config}, "GET"},
+    {"/snapshot/create", false, "snapshot/create", {[M_PUT] = put_snapshot_create}, "PUT"},
+    {"/snapshot/load", false, "snapshot/load", {[M_PUT] = put_snapshot_load}, "PUT"},
 };
 
 unsigned api_route(struct api *a, const char *method, const char *url, const char *body, size_t len,

@@ -426,6 +426,16 @@ static bool blk_quiesced(struct virtio_dev *d)
 	return !b->nr_busy && !b->disk.inflight && !b->draining;
 }
 
+/* Snapshot: the requests in flight complete (their used entries and interrupts go out as
+ * usual); one that outlasts ms keeps the device busy and the snapshot is refused. */
+static void blk_drain(struct virtio_dev *d, unsigned ms)
+{
+	struct virtio_blk *b = to_blk(d);
+
+	if (!d->reset_pending && disk_drain(&b->disk, ms))
+		log_info("%s: %u requests still in flight after %u ms", d->id, b->disk.inflight, ms);
+}
+
 const struct virtio_dev_ops blk_ops = {
     .name = "virtio-blk",
     .type = VIRTIO_ID_BLOCK,
@@ -436,6 +446,7 @@ const struct virtio_dev_ops blk_ops = {
     .reset = blk_reset,
     .destroy = blk_destroy,
     .quiesced = blk_quiesced,
+    .drain = blk_drain,
 };
 
 void virtio_blk_get_stats(struct virtio_dev *d, struct virtio_blk_stats *st)

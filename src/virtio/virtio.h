@@ -89,6 +89,10 @@ struct virtio_dev_ops {
 	/* Snapshot: true when no request is in flight and no chain is held between dispatches
 	 * (lock held). Optional: a device that completes every chain within its dispatch. */
 	bool (*quiesced)(struct virtio_dev *d);
+	/* Snapshot (lock held, event-loop thread, vCPUs parked): finish the I/O in flight within
+	 * ms, publishing its used entries as usual, so that quiesced becomes true. Optional:
+	 * a device that never holds I/O across a return to the event loop has none. */
+	void (*drain)(struct virtio_dev *d, unsigned ms);
 };
 
 struct virtio_queue {

@@ -156,6 +156,17 @@ static void restore_clocks(struct vm *vm)
 	}
 }
 
+int vm_pause_preboot(struct vm *vm)
+{
+	/* The vCPUs park at the top of their loop, before their first KVM_RUN. */
+	atomic_store(&vm->pause_requested, true);
+	int ret = event_loop_set_paused(&vm->ev, true);
+	save_clocks(vm);
+	vm->paused = true;
+	log_info("vm: starts paused");
+	return ret;
+}
+
 int vm_pause(struct vm *vm, char *err, size_t errlen)
 {
 	if (!atomic_load(&vm->pause_ready)) {

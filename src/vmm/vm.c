@@ -24,6 +24,7 @@
 #include "virtio/net.h"
 #include "vmm/console.h"
 #include "vmm/dirty.h"
+#include "vmm/restore.h"
 
 /* Where KVM puts the real-mode TSS and identity page it needs on Intel (3 pages below
  * the IOAPIC, inside the MMIO hole, never RAM). */
@@ -262,9 +263,16 @@ static void destroy_virtio_devices(struct vm *vm)
 	vm->nr_virtio = 0;
 }
 
-static int setup_memory(struct vm *vm, char *err, size_t errlen)
+static int setup_memory(struct vm *vm, const struct vm_restore *r, char *err, size_t errlen)
 {
-	int ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
+	int ret;
+
+	if (r && r->mem_fd >= 0) { /* a restore: the snapshot's memory file, copy-on-write */
+		ret = guest_mem_init_from_file(&vm->mem, vm->cfg->mem_size, r->mem_fd, r->mem_name,
+					       err, errlen);
+		return ret ? ret : dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
+	}
+	ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
 	if (ret) {
 		snprintf(err, errlen, "guest memory (%llu MiB): %s",
 			 (unsigned long long)(vm->cfg->mem_size >> 20), strerror(-ret));
@@ -527,7 +535,30 @@ static int setup_signals_and_loop(struct vm *vm, char *err, size_t errlen)
 	return ret;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+/* The guest's first instructions: ACPI tables, the kernel and initrd, the BSP's registers.
+ * With dirty tracking on from the boot, those writes count as dirty too. */
+static int load_guest(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct acpi_config acfg = { .nr_cpus = cfg->cpus,
+				    .dsdt_sb_hook = acpi_pci_dsdt_hook,
+				    .dsdt_sb_opaque = &vm->pci,
+				    .vmgenid = true };
+	int ret = acpi_build(&vm->mem, &acfg, &vm->rsdp);
+	if (ret) {
+		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));
+		return ret;
+	}
+	struct boot_request req = {
+		.kernel_path = cfg->kernel_path,
+		.initrd_path = cfg->initrd_path,
+		.cmdline = cfg->cmdline ? cfg->cmdline : VM_CONFIG_DEFAULT_CMDLINE,
+		.rsdp = vm->rsdp,
+	};
+	return x86_boot_load(&vm->mem, &req, &vm->boot, err, errlen);
+}
+
+static int build(struct vm *vm, const struct vm_config *cfg, const struct vm_restore *r,
+		 char *err, size_t errlen)
 {
 	int ret;
 
@@ -541,50 +572,54 @@ int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errl
 	bus_init(&vm->mmio, "mmio");
 
 	if ((ret = setup_signals_and_loop(vm, err, errlen)) || (ret = open_kvm(vm, err, errlen)) ||
-	    (ret = create_vm_fd(vm, err, errlen)) || (ret = setup_memory(vm, err, errlen)) ||
+	    (ret = create_vm_fd(vm, err, errlen)) || (ret = setup_memory(vm, r, err, errlen)) ||
 	    (ret = create_irqchip(vm, err, errlen)))
 		goto fail;
 	prep_release(vm, true);
 	if ((ret = setup_devices(vm, err, errlen)) || (ret = setup_pci(vm, err, errlen)) ||
 	    (ret = setup_virtio_devices(vm, err, errlen)))
 		goto fail;
-
-	struct acpi_config acfg = { .nr_cpus = cfg->cpus,
-				    .dsdt_sb_hook = acpi_pci_dsdt_hook,
-				    .dsdt_sb_opaque = &vm->pci,
-				    .vmgenid = true };
 	ret = vmgenid_init(&vm->vmgenid, &vm->mem,
 			   (struct irq_line){ .set = irq_line_kvm, .opaque = vm, .gsi = VMGENID_GSI });
 	if (ret) {
 		snprintf(err, errlen, "VMGenID: %s", strerror(-ret));
 		goto fail;
 	}
-	ret = acpi_build(&vm->mem, &acfg, &vm->rsdp);
-	if (ret) {
-		snprintf(err, errlen, "ACPI tables: %s", strerror(-ret));
+	/* A restore loads no guest: the memory file holds it, and vm_restore_apply its state. */
+	if ((!r && (ret = load_guest(vm, cfg, err, errlen))) ||
+	    (ret = create_pit(vm, err, errlen)) || (ret = prep_join(vm, err, errlen)))
 		goto fail;
+	if (r) {
+		if ((ret = vm_restore_apply(vm, r, err, errlen)))
+			goto fail;
+		return 0;
 	}
-
-	struct boot_request req = {
-		.kernel_path = cfg->kernel_path,
-		.initrd_path = cfg->initrd_path,
-		.cmdline = cfg->cmdline ? cfg->cmdline : VM_CONFIG_DEFAULT_CMDLINE,
-		.rsdp = vm->rsdp,
-	};
-	ret = x86_boot_load(&vm->mem, &req, &vm->boot, err, errlen);
-	if (ret || (ret = create_pit(vm, err, errlen)) || (ret = prep_join(vm, err, errlen)))
-		goto fail;
 	/* Only the BSP gets boot registers; APs wait for INIT/SIPI in the in-kernel LAPIC. */
 	ret = x86_regs_setup(vm->vcpus[0].fd, &vm->boot);
 	if (ret) {
 		snprintf(err, errlen, "vcpu 0: register set-up: %s", strerror(-ret));
 		goto fail;
 	}
+	/* Dirty tracking for Diff snapshots: from now on, counting what the boot wrote. */
+	if (cfg->track_dirty_pages &&
+	    ((ret = dirty_log_start(&vm->dirty, vm->vm_fd, &vm->mem, err, errlen)) ||
+	     (ret = dirty_log_mark_touched(&vm->dirty, err, errlen))))
+		goto fail;
 	return 0;
 
 fail:
 	vm_destroy(vm);
 	return ret;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen)
+{
+	return build(vm, cfg, NULL, err, errlen);
+}
+
+int vm_create_restore(struct vm *vm, const struct vm_restore *r, char *err, size_t errlen)
+{
+	return build(vm, &r->cfg, r, err, errlen);
 }
 
 static void stop_ready(void *opaque, uint32_t events)
@@ -718,6 +753,7 @@ void vm_destroy(struct vm *vm)
 	destroy_virtio_devices(vm);
 	vm->console = NULL;
 	irq_router_destroy(&vm->irq);
+	dirty_log_stop(&vm->dirty);
 	guest_mem_destroy(&vm->mem);
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);

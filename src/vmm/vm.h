@@ -17,10 +17,12 @@
 #include "devices/stop.h"
 #include "devices/vmgenid.h"
 #include "vmm/bus.h"
+#include "vmm/dirty.h"
 #include "vmm/irq.h"
 #include "vmm/event.h"
 #include "vmm/memory.h"
 #include "vmm/output.h"
+#include "vmm/vcpu_state.h"
 #include "virtio/virtio.h"
 
 struct vm;
@@ -116,12 +118,25 @@ struct vm {
 	bool paused;        /* main thread only */
 	bool paused_clock_valid;
 	struct kvm_clock_data paused_clock;
+
+	/* Snapshots (vmm/snapshot.h): what this host's KVM saves, probed at the first use, and
+	 * the pages dirtied since the last snapshot while tracking is on. */
+	struct kvm_host_facts host;
+	bool host_probed;
+	struct dirty_log dirty;
 };
 
 /* Build the whole VM (KVM objects, memory, devices, tables, kernel, vCPUs) from cfg.
  * Nothing runs yet. On error writes a one-line message into err and returns -errno; the
  * partially built VM is torn down. */
 int vm_create(struct vm *vm, const struct vm_config *cfg, char *err, size_t errlen) __must_check;
+
+/* The same from a snapshot opened with vm_restore_open (vmm/restore.h): the VM it describes,
+ * its memory from the memory file and every saved state applied, nothing run yet. r (and its
+ * configuration, which vm->cfg points at) must outlive the VM. */
+struct vm_restore;
+int vm_create_restore(struct vm *vm, const struct vm_restore *r, char *err,
+		      size_t errlen) __must_check;
 
 /* Start the vCPU threads and run the event loop on the calling thread until the VM stops.
  * Returns the stop reason. */
@@ -145,6 +160,11 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why);
  * Returns 0, or -errno with a one-line message in err; on error the drive keeps its file. */
 int vm_drive_update_path(struct vm *vm, const char *id, const char *path, char *err,
 			 size_t errlen) __must_check;
+
+/* A VM built but not run yet (a snapshot loaded without resume_vm) starts paused: vm_run
+ * parks the vCPUs before their first instruction until vm_resume. vm_pause_init first.
+ * 0, or -errno when the device handlers could not be held (the VM is paused anyway). */
+int vm_pause_preboot(struct vm *vm);
 
 /* pause.c. vm_pause_init() once after vm_create() and before vm_run() enables pausing.
  * vm_pause() and vm_resume() run on the event-loop thread: pause returns once every vCPU

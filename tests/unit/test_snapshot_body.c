@@ -50,7 +50,7 @@ static int teardown(void **st)
 }
 
 static char body[1024];
-static const char *fmt_body(const char *fmt, ...)
+static __attribute__((format(printf, 1, 2))) const char *fmt_body(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -1,0 +1,250 @@
+/* test_api_snapshot.c: PUT /snapshot/create and /snapshot/load through a real `kiln api`, with
+ * the tick guest (it counts in memory and prints "tick N" every 100 ms): a snapshot taken
+ * mid-run and loaded into a new process continues the count exactly where it stopped, and
+ * every bad request gets a 400 naming the problem. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "client.h"
+
+static struct kiln k, k2;
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!tick_path) {
+		print_message("tick guest not built (guest_tests=false): skipped\n");
+		skip();
+	}
+	kiln_prepare(&k);
+	kiln_prepare(&k2);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	kiln_cleanup(&k);
+	kiln_cleanup(&k2);
+	return 0;
+}
+
+/* The highest "tick N" in a file, 0 if none. */
+static int last_tick(const char *path)
+{
+	char line[256];
+	int n, last = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "tick %d", &n) == 1 && n > last)
+			last = n;
+	fclose(f);
+	return last;
+}
+
+/* The first "tick N" in a file, 0 if none. */
+static int first_tick(const char *path)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "tick %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}
+
+static char snap_body[1024];
+static __attribute__((format(printf, 1, 2))) const char *body(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(snap_body, sizeof(snap_body), fmt, ap);
+	va_end(ap);
+	return snap_body;
+}
+
+/* Boot the tick guest in k, let it count, pause it and snapshot it into k's directory. Returns
+ * the last tick it printed before the snapshot. */
+static int snapshot_tick(void)
+{
+	char snap[300], mem[300], create[1024];
+
+	/* kiln_file's buffers rotate: keep copies */
+	snprintf(snap, sizeof(snap), "%s", kiln_file(&k, "vm.snap"));
+	snprintf(mem, sizeof(mem), "%s", kiln_file(&k, "vm.mem"));
+
+	kiln_start(&k, true, (const char *const[]){"--id", "snap-test", NULL});
+	put_tick_config(&k);
+	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 204,
+	       NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+	assert_true(wait_lines(kiln_file(&k, "serial.out"), "tick ", 5, 15000));
+	snprintf(create, sizeof(create), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		 snap, mem);
+	/* Running: refused. */
+	expect(k.sock, "PUT", "/snapshot/create", create, 400, "must be paused first");
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	/* A Diff needs dirty tracking, which this VM does not have. */
+	expect(k.sock, "PUT", "/snapshot/create",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\", \"snapshot_type\": "
+		    "\"Diff\"}", snap, mem),
+	       400, "needs dirty page tracking");
+	expect(k.sock, "PUT", "/snapshot/create", create, 204, NULL);
+	int last = last_tick(kiln_file(&k, "serial.out"));
+	struct stat st;
+	assert_int_equal(stat(mem, &st), 0);
+	assert_int_equal(st.st_size, 64 << 20);
+	/* Sparse: far less is allocated than the guest has (the tick guest touches little). */
+	assert_true((long long)st.st_blocks * 512 < (32LL << 20));
+	/* The VM stays paused and can go on. */
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+	assert_true(wait_lines(kiln_file(&k, "serial.out"), "tick ", last + 2, 10000));
+	kill(k.pid, SIGKILL);
+	return last;
+}
+
+static void test_snapshot_and_restore(void **st)
+{
+	(void)st;
+	if (client_kvm_missing("snapshot"))
+		skip();
+	int last = snapshot_tick();
+
+	/* A fresh process: the guest's count goes on from the snapshot's, on kiln's stdout. */
+	kiln_start(&k2, true, (const char *const[]){"--id", "restored", NULL});
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+		    "\"backend_path\": \"%s\"}, \"resume_vm\": true}",
+		    kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
+	       204, NULL);
+	expect(k2.sock, "GET", "/", NULL, 200, NULL);
+	assert_true(wait_lines(k2.out, "tick ", 3, 15000));
+	int first = first_tick(k2.out);
+	print_message("snapshot after tick %d; the restored guest's first is tick %d\n", last,
+		      first);
+	assert_int_equal(first, last + 1);
+	/* Loaded once: a second load, or a configuration, is refused now. */
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		    kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
+	       400, "already running");
+	expect(k2.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	expect(k2.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k2, 10000), 0);
+}
+
+/* Loaded paused, it runs only once resumed. */
+static void test_restore_paused(void **st)
+{
+	(void)st;
+	if (client_kvm_missing("snapshot"))
+		skip();
+	int last = snapshot_tick();
+
+	kiln_start(&k2, true, (const char *const[]){"--id", "restored", NULL});
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		    kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
+	       204, NULL);
+	expect(k2.sock, "GET", "/", NULL, 200, NULL);
+	sleep_ms(500);
+	assert_int_equal(count_lines(k2.out, "tick "), 0);
+	expect(k2.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+	assert_true(wait_lines(k2.out, "tick ", 2, 15000));
+	assert_int_equal(first_tick(k2.out), last + 1);
+	kill(k2.pid, SIGKILL);
+}
+
+/* Bad loads: each a 400 naming the problem, and the process stays fresh for a good one. */
+static void test_load_errors(void **st)
+{
+	(void)st;
+	if (client_kvm_missing("snapshot"))
+		skip();
+	(void)snapshot_tick();
+	char snap[300], mem[300];
+	snprintf(snap, sizeof(snap), "%s", kiln_file(&k, "vm.snap"));
+	snprintf(mem, sizeof(mem), "%s", kiln_file(&k, "vm.mem"));
+
+	kiln_start(&k2, true, (const char *const[]){"--id", "errors", NULL});
+	/* A network override for an interface the snapshot does not have. */
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\", \"network_overrides\": "
+		    "[{\"iface_id\": \"eth9\", \"host_dev_name\": \"tap9\"}]}", snap, mem),
+	       400, "eth9");
+	/* A memory file of the wrong size. */
+	write_file(kiln_file(&k2, "short.mem"), "short");
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", snap,
+		    kiln_file(&k2, "short.mem")),
+	       400, "short.mem");
+	/* A corrupted state file: one flipped byte in the middle. */
+	char bad[600];
+	snprintf(bad, sizeof(bad), "cp %s %s", snap, kiln_file(&k2, "bad.snap"));
+	assert_int_equal(system(bad), 0);
+	int fd = open(kiln_file(&k2, "bad.snap"), O_RDWR);
+	struct stat sb;
+	assert_true(fd >= 0 && fstat(fd, &sb) == 0);
+	uint8_t byte;
+	assert_int_equal(pread(fd, &byte, 1, sb.st_size / 2), 1);
+	byte ^= 0x10;
+	assert_int_equal(pwrite(fd, &byte, 1, sb.st_size / 2), 1);
+	close(fd);
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		    kiln_file(&k2, "bad.snap"), mem),
+	       400, "checksum");
+	/* Not a snapshot at all. */
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		    kiln_file(&k2, "short.mem"), mem),
+	       400, "snapshot");
+	/* After all that, the process is still fresh: the good load works. */
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\", \"resume_vm\": true}",
+		    snap, mem),
+	       204, NULL);
+	assert_true(wait_lines(k2.out, "tick ", 1, 15000));
+	kill(k2.pid, SIGKILL);
+
+	/* A configured process refuses a load. */
+	kiln_cleanup(&k2);
+	kiln_prepare(&k2);
+	kiln_start(&k2, true, (const char *const[]){"--id", "configured", NULL});
+	expect(k2.sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 204,
+	       NULL);
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", snap, mem), 400,
+	       "loads only into a fresh microVM: machine-config was configured");
+}
+
+int main(int argc, char **argv)
+{
+	if (!client_args(argc, argv, true))
+		return 2;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_snapshot_and_restore, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restore_paused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
