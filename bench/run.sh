@@ -400,6 +400,18 @@ else
 	note "REST API latency not measured: no 'kiln api' or no python3"
 fi
 
+# --- 6b. snapshot restore and create (bench/snapshot.sh, its own format) --------------------------
+snap_out=$out/snapshot.txt
+rm -f "$snap_out"
+flood_guest=$(dirname "$kiln")/tests/guests/flood.elf
+if [ -f "$flood_guest" ] && command -v python3 >/dev/null; then
+	echo "bench: snapshot restore and create (bench/snapshot.sh)"
+	run_bg "$snap_out" "$here/snapshot.sh" "$kiln" "$flood_guest" "$((runs < 10 ? 10 : runs))" ||
+		die "bench/snapshot.sh failed"
+else
+	note "snapshots not measured: no $flood_guest (guest_tests=false) or no python3"
+fi
+
 # --- 7. virtio-blk throughput in process (bench/blk.c, no KVM) ------------------------------------
 if [ "$blk" = off ]; then
 	note "virtio-blk throughput not measured (BENCH_BLK=off)"
@@ -595,6 +607,14 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 		echo
 		echo '```'
 		cat "$api_out"
+		echo '```'
+	fi
+	if [ -s "$snap_out" ]; then
+		echo
+		echo "Snapshots (bench/snapshot.sh, kiln only):"
+		echo
+		echo '```'
+		cat "$snap_out"
 		echo '```'
 	fi
 } >"$results"

@@ -179,13 +179,10 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 	}
 	a->state = API_STARTING;
 	pthread_mutex_unlock(&a->lock);
-	if (l->backend == API_MEM_UFFD) {
-		snprintf(err, n, "mem_backend: backend_type: Uffd is not available in this kiln yet "
-				 "(File is)");
-		ret = -EINVAL;
-		goto fail;
-	}
-	ret = vm_restore_open(&m->restore, l->snapshot_path, l->backend_path, msg, sizeof(msg));
+	ret = vm_restore_open(&m->restore, l->snapshot_path,
+			      l->backend == API_MEM_FILE ? l->backend_path : NULL, msg, sizeof(msg));
+	if (l->backend == API_MEM_UFFD) /* l outlives the restore: the command waits for it */
+		m->restore.uffd_sock = l->backend_path;
 	for (unsigned i = 0; !ret && i < l->nr_net_overrides; i++)
 		ret = config_state_override_net(&m->restore.cfg, l->net_overrides[i].iface_id,
 						l->net_overrides[i].host_dev_name, msg, sizeof(msg));
@@ -197,7 +194,9 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 	}
 	m->restore.clock_realtime = l->clock_realtime;
 	m->restore.track_dirty = l->track_dirty_pages;
-	if ((ret = vm_create_restore(&m->vm, &m->restore, msg, sizeof(msg)))) {
+	ret = vm_create_restore(&m->vm, &m->restore, msg, sizeof(msg));
+	m->restore.uffd_sock = NULL; /* the command's, used only while the VM was built */
+	if (ret) {
 		snprintf(err, n, "%s", msg);
 		goto fail_restore;
 	}
@@ -213,7 +212,6 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 	return 0;
 fail_restore:
 	vm_restore_free(&m->restore);
-fail:
 	set_state(a, API_NOT_STARTED);
 	return ret ? ret : -EINVAL;
 }

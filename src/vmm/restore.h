@@ -17,6 +17,7 @@ struct vm_restore {
 	struct vm_config cfg;
 	int mem_fd; /* File backend: the memory file, read-only (mapped MAP_PRIVATE) */
 	char mem_name[256];
+	const char *uffd_sock; /* Uffd backend: the page-fault handler's socket, else NULL */
 	bool clock_realtime; /* step kvmclock by the realtime that passed (KVM_CLOCK_REALTIME) */
 	bool track_dirty;    /* dirty page tracking from the start, for Diff snapshots */
 };

@@ -263,10 +263,31 @@ static void destroy_virtio_devices(struct vm *vm)
 	vm->nr_virtio = 0;
 }
 
+/* The Uffd backend's handler hung up: guest RAM it has not served yet can never arrive, and a
+ * vCPU touching it would wait forever. */
+static void uffd_gone(void *opaque, uint32_t events)
+{
+	struct vm *vm = opaque;
+
+	(void)events;
+	event_del(&vm->ev, vm->uffd.sock);
+	log_err("memory: the page-fault handler (Uffd backend) hung up: stopping the VM");
+	vm_request_stop(vm, VM_STOP_ERROR);
+}
+
 static int setup_memory(struct vm *vm, const struct vm_restore *r, char *err, size_t errlen)
 {
 	int ret;
 
+	if (r && r->uffd_sock) { /* a restore whose RAM another process serves, page by page */
+		ret = uffd_backend_attach(&vm->mem, vm->cfg->mem_size, r->uffd_sock,
+					  UFFD_HANDSHAKE_TIMEOUT_MS, &vm->uffd, err, errlen);
+		if (!ret && (ret = event_add_control(&vm->ev, vm->uffd.sock, EPOLLRDHUP, uffd_gone,
+						     vm)))
+			snprintf(err, errlen, "mem_backend: watching the handler's socket: %s",
+				 strerror(-ret));
+		return ret ? ret : dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
+	}
 	if (r && r->mem_fd >= 0) { /* a restore: the snapshot's memory file, copy-on-write */
 		ret = guest_mem_init_from_file(&vm->mem, vm->cfg->mem_size, r->mem_fd, r->mem_name,
 					       err, errlen);
@@ -565,6 +586,7 @@ static int build(struct vm *vm, const struct vm_config *cfg, const struct vm_res
 	memset(vm, 0, sizeof(*vm));
 	vm->cfg = cfg;
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->serial_out_fd = vm->stdin_fd = -1;
+	vm->uffd.uffd = vm->uffd.sock = -1;
 	vm->ev.epfd = -1;
 	vm->nr_vcpus = cfg->cpus;
 	atomic_init(&vm->stop_reason, VM_STOP_NONE);
@@ -755,6 +777,7 @@ void vm_destroy(struct vm *vm)
 	irq_router_destroy(&vm->irq);
 	dirty_log_stop(&vm->dirty);
 	guest_mem_destroy(&vm->mem);
+	uffd_backend_close(&vm->uffd); /* after the memory: the handler exits on the hang-up */
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	free(vm->cpuid);

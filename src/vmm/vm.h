@@ -23,6 +23,7 @@
 #include "vmm/memory.h"
 #include "vmm/output.h"
 #include "vmm/vcpu_state.h"
+#include "snapshot/uffd.h"
 #include "virtio/virtio.h"
 
 struct vm;
@@ -124,6 +125,8 @@ struct vm {
 	struct kvm_host_facts host;
 	bool host_probed;
 	struct dirty_log dirty;
+	/* A restore from a Uffd backend: the handler that serves guest RAM (snapshot/uffd.h). */
+	struct uffd_backend uffd;
 };
 
 /* Build the whole VM (KVM objects, memory, devices, tables, kernel, vCPUs) from cfg.

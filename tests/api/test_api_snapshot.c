@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -174,6 +175,88 @@ static void test_restore_paused(void **st)
 	kill(k2.pid, SIGKILL);
 }
 
+/* Start kiln-uffd-handler SOCK MEMFILE (its output in LOG); returns its pid once it listens. */
+static pid_t start_handler(const char *sock, const char *mem, const char *log)
+{
+	const char *bin = getenv("KILN_UFFD_HANDLER");
+	pid_t pid;
+
+	assert_non_null(bin);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, sock, mem, (char *)NULL);
+		_exit(127);
+	}
+	/* Its socket appears once it listens. */
+	for (int i = 0; i < 500 && access(sock, F_OK); i++)
+		sleep_ms(10);
+	assert_int_equal(access(sock, F_OK), 0);
+	return pid;
+}
+
+/* The Uffd backend: guest RAM served page by page by a handler process (Firecracker's
+ * handshake); the count goes on as with a file, and a handler that dies stops the VM with a
+ * line saying why. */
+static void test_restore_uffd(void **st)
+{
+	(void)st;
+	if (client_kvm_missing("snapshot"))
+		skip();
+	int last = snapshot_tick();
+	char sock[300], mem[300], log[300];
+	int status;
+
+	snprintf(sock, sizeof(sock), "%s", kiln_file(&k2, "uffd.sock"));
+	snprintf(mem, sizeof(mem), "%s", kiln_file(&k, "vm.mem"));
+	snprintf(log, sizeof(log), "%s", kiln_file(&k2, "handler.log"));
+	pid_t h = start_handler(sock, mem, log);
+
+	kiln_start(&k2, true, (const char *const[]){"--id", "uffd", NULL});
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "
+		    "\"backend_path\": \"%s\"}, \"resume_vm\": true}",
+		    kiln_file(&k, "vm.snap"), sock),
+	       204, NULL);
+	assert_true(wait_lines(k2.out, "tick ", 3, 15000));
+	assert_int_equal(first_tick(k2.out), last + 1);
+	/* The handler dies: kiln stops the VM and says why. */
+	kill(h, SIGKILL);
+	assert_int_equal(waitpid(h, &status, 0), h);
+	assert_int_equal(kiln_wait(&k2, 10000), 1);
+	assert_true(file_contains(k2.out, "page-fault handler (Uffd backend) hung up"));
+
+	/* Pages are served on demand: a second run, ended by kiln, counts them. */
+	kiln_cleanup(&k2);
+	kiln_prepare(&k2);
+	snprintf(sock, sizeof(sock), "%s", kiln_file(&k2, "uffd.sock"));
+	snprintf(log, sizeof(log), "%s", kiln_file(&k2, "handler.log"));
+	h = start_handler(sock, mem, log);
+	kiln_start(&k2, true, (const char *const[]){"--id", "uffd2", NULL});
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "
+		    "\"backend_path\": \"%s\"}, \"resume_vm\": true}",
+		    kiln_file(&k, "vm.snap"), sock),
+	       204, NULL);
+	assert_true(wait_lines(k2.out, "tick ", 2, 15000));
+	expect(k2.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k2, 10000), 0);
+	assert_int_equal(waitpid(h, &status, 0), h);
+	char line[512];
+	file_last_line(log, line, sizeof(line));
+	long served = -1;
+	const char *p = strstr(line, "served ");
+	if (p)
+		served = strtol(p + 7, NULL, 10);
+	print_message("uffd handler: %s\n", line);
+	assert_true(served > 0 && served < (64 << 20) / 4096 / 2);
+}
+
 /* Bad loads: each a 400 naming the problem, and the process stays fresh for a good one. */
 static void test_load_errors(void **st)
 {
@@ -245,6 +328,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_snapshot_and_restore, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_paused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_restore_uffd, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
