@@ -175,6 +175,63 @@ static void test_restore_paused(void **st)
 	kill(k2.pid, SIGKILL);
 }
 
+/* A Full snapshot, the guest runs on, a Diff snapshot; `kiln snapshot-rebase` overlays the
+ * Diff's memory onto the Full's, and the Diff's state with the merged memory continues the
+ * count from the Diff's point. */
+static void test_diff_rebase(void **st)
+{
+	(void)st;
+	if (client_kvm_missing("snapshot"))
+		skip();
+	char base_snap[300], base_mem[300], diff_snap[300], diff_mem[300], cmd[1400];
+	snprintf(base_snap, sizeof(base_snap), "%s", kiln_file(&k, "base.snap"));
+	snprintf(base_mem, sizeof(base_mem), "%s", kiln_file(&k, "base.mem"));
+	snprintf(diff_snap, sizeof(diff_snap), "%s", kiln_file(&k, "diff.snap"));
+	snprintf(diff_mem, sizeof(diff_mem), "%s", kiln_file(&k, "diff.mem"));
+
+	kiln_start(&k, true, (const char *const[]){"--id", "diff-test", NULL});
+	put_tick_config(&k);
+	expect(k.sock, "PUT", "/machine-config",
+	       "{\"vcpu_count\": 1, \"mem_size_mib\": 64, \"track_dirty_pages\": true}", 204,
+	       NULL);
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
+	assert_true(wait_lines(kiln_file(&k, "serial.out"), "tick ", 3, 15000));
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	expect(k.sock, "PUT", "/snapshot/create",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", base_snap,
+		    base_mem),
+	       204, NULL);
+	int at_full = last_tick(kiln_file(&k, "serial.out"));
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
+	assert_true(wait_lines(kiln_file(&k, "serial.out"), "tick ", at_full + 3, 15000));
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	expect(k.sock, "PUT", "/snapshot/create",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\", "
+		    "\"snapshot_type\": \"Diff\"}", diff_snap, diff_mem),
+	       204, NULL);
+	int at_diff = last_tick(kiln_file(&k, "serial.out"));
+	kill(k.pid, SIGKILL);
+	struct stat sb, sd;
+	assert_int_equal(stat(base_mem, &sb), 0);
+	assert_int_equal(stat(diff_mem, &sd), 0);
+	assert_int_equal(sd.st_size, sb.st_size);
+	print_message("Full at tick %d: %lld KiB allocated; Diff at tick %d: %lld KiB\n", at_full,
+		      (long long)sb.st_blocks / 2, at_diff, (long long)sd.st_blocks / 2);
+	assert_true(sd.st_blocks > 0 && sd.st_blocks <= sb.st_blocks);
+
+	snprintf(cmd, sizeof(cmd), "'%s' snapshot-rebase --base-file '%s' --diff-file '%s'",
+		 kiln_path, base_mem, diff_mem);
+	assert_int_equal(system(cmd), 0);
+	kiln_start(&k2, true, (const char *const[]){"--id", "merged", NULL});
+	expect(k2.sock, "PUT", "/snapshot/load",
+	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\", \"resume_vm\": "
+		    "true}", diff_snap, base_mem),
+	       204, NULL);
+	assert_true(wait_lines(k2.out, "tick ", 2, 15000));
+	assert_int_equal(first_tick(k2.out), at_diff + 1);
+	kill(k2.pid, SIGKILL);
+}
+
 /* Start kiln-uffd-handler SOCK MEMFILE (its output in LOG); returns its pid once it listens. */
 static pid_t start_handler(const char *sock, const char *mem, const char *log)
 {
@@ -329,6 +386,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_restore_paused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_load_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_restore_uffd, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_diff_rebase, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
