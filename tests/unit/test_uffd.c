@@ -553,6 +553,7 @@ static int64_t time_attach(uint64_t ram, int64_t *fault_us)
 		volatile uint64_t sum = 0;
 		for (uint64_t p = 0; p < 1024; p++)
 			sum += *(volatile uint64_t *)(m.base + p * PG);
+		(void)sum;
 		*fault_us = (now_us() - t0) / 1024;
 		assert_page(&m, 1016);
 		uffd_backend_close(&ub);
