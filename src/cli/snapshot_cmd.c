@@ -19,7 +19,8 @@ static void usage(FILE *f)
 		"\n"
 		"Snapshots a VM served on an API socket (`kiln run --api-sock`, `kiln api`,\n"
 		"`kiln restore --api-sock`): PATCH /vm Paused, PUT /snapshot/create, then\n"
-		"PATCH /vm Resumed, also when the create failed (docs/snapshot.md).\n"
+		"PATCH /vm Resumed, also when the create failed (docs/snapshot.md). A VM\n"
+		"paused already is left paused.\n"
 		"Restore it with `kiln restore --snapshot FILE --mem-file FILE`.\n"
 		"\n"
 		"  --api-sock PATH        the VM's API socket\n"
@@ -52,22 +53,45 @@ static char *absolute(const char *opt, const char *path)
 	return out;
 }
 
-/* One request; true on the expected 204. A failure prints "kiln snapshot: WHAT: why". */
+static struct cli_http_resp resp; /* the last answer; 64 KiB: not on the stack */
+
+/* One request; true on the expected status (resp then holds the answer). A failure prints
+ * "kiln snapshot: WHAT: why". */
 static bool request(const char *sock, const char *method, const char *path, const char *body,
-		    const char *what)
+		    int want, const char *what)
 {
-	static struct cli_http_resp r; /* 64 KiB: not on the stack */
 	char err[600], fault[512];
 
-	if (cli_http_request(sock, method, path, body, CLI_HTTP_TIMEOUT_MS, &r, err, sizeof(err))) {
+	if (cli_http_request(sock, method, path, body, CLI_HTTP_TIMEOUT_MS, &resp, err,
+			     sizeof(err))) {
 		fprintf(stderr, CMD ": %s: %s\n", what, err);
 		return false;
 	}
-	if (r.status != 204) {
-		fprintf(stderr, CMD ": %s: %s\n", what, cli_http_fault(&r, fault, sizeof(fault)));
+	if (resp.status != want) {
+		fprintf(stderr, CMD ": %s: %s\n", what,
+			cli_http_fault(&resp, fault, sizeof(fault)));
 		return false;
 	}
 	return true;
+}
+
+/* Is the VM paused already (the state GET / shows)? 1, 0, or -1 after a line. */
+static int paused_already(const char *sock)
+{
+	json_t *root;
+	const char *state;
+	int ret = -1;
+
+	if (!request(sock, "GET", "/", NULL, 200, "state"))
+		return -1;
+	root = json_loadb(resp.body, resp.len, 0, NULL);
+	state = json_string_value(json_object_get(root, "state"));
+	if (state)
+		ret = strcmp(state, "Paused") == 0;
+	else
+		fprintf(stderr, CMD ": state: GET / answered without a \"state\"\n");
+	json_decref(root);
+	return ret;
 }
 
 static bool set_state(const char *sock, const char *state, const char *what)
@@ -75,7 +99,7 @@ static bool set_state(const char *sock, const char *state, const char *what)
 	char body[64];
 
 	snprintf(body, sizeof(body), "{\"state\": \"%s\"}", state);
-	return request(sock, "PATCH", "/vm", body, what);
+	return request(sock, "PATCH", "/vm", body, 204, what);
 }
 
 int cli_snapshot_main(int argc, char **argv)
@@ -119,9 +143,12 @@ int cli_snapshot_main(int argc, char **argv)
 		return 1;
 	}
 	ret = 1;
-	if (!set_state(sock, "Paused", "pause"))
+	/* A VM paused before is left paused: nobody asked to run it. */
+	int was_paused = paused_already(sock);
+	if (was_paused < 0 || (!was_paused && !set_state(sock, "Paused", "pause")))
 		goto out;
-	created = request(sock, "PUT", "/snapshot/create", body, "create");
+	leave_paused |= was_paused;
+	created = request(sock, "PUT", "/snapshot/create", body, 204, "create");
 	if (leave_paused) {
 		if (!created)
 			fprintf(stderr, CMD ": the VM is left paused\n");
@@ -134,7 +161,9 @@ int cli_snapshot_main(int argc, char **argv)
 	}
 	if (created) {
 		printf("snapshot written: %s, memory %s; the VM is %s\n", snap_abs, mem_abs,
-		       leave_paused ? "paused" : "running");
+		       !leave_paused ? "running"
+		       : was_paused  ? "paused, as it was"
+				     : "paused");
 		ret = 0;
 	}
 out:

@@ -123,7 +123,7 @@ static void test_bad_input(void **st)
 	    "--mem-file-path is required");
 	bad((const char *const[]){"snapshot", "--api-sock", sock, "--snapshot-path", "a",
 				  "--mem-file-path", "b", NULL},
-	    "pause: --api-sock: ");
+	    "state: --api-sock: ");
 	one_line(kiln_file(&k, "bad.err"), "No such file or directory");
 
 	bad((const char *const[]){"restore", "--bogus", NULL}, "unknown option '--bogus'");
@@ -302,6 +302,15 @@ static void test_snapshot_restore(void **st)
 		       k2.out, kiln_file(&k2, "restore.err"));
 	assert_true(sock_up(k2.sock, 10000));
 	sleep_ms(400);
+	assert_int_equal(count_lines(k2.out, "tick "), 0);
+	/* A VM paused before the snapshot stays paused after it. */
+	assert_int_equal(
+	    run((const char *const[]){"snapshot", "--api-sock", k2.sock, "--snapshot-path", snap2,
+				      "--mem-file-path", mem2, NULL},
+		out, err),
+	    0);
+	one_line(out, "the VM is paused, as it was");
+	sleep_ms(300);
 	assert_int_equal(count_lines(k2.out, "tick "), 0);
 	expect(k2.sock, "PATCH", "/vm", "{\"state\": \"Resumed\"}", 204, NULL);
 	assert_true(wait_lines(k2.out, "tick ", 2, 15000));
