@@ -1,4 +1,5 @@
-/* main.c: kiln's entry point: subcommands `run`, `api`, `jailer`, `--version`, `--help`. */
+/* main.c: kiln's entry point: subcommands `run`, `api`, `snapshot`, `restore`, `jailer`,
+ * `snapshot-rebase`, `--version`, `--help`. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -9,6 +10,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "config.h"
 #include "kiln-build.h"
 #include "sandbox/jailer.h"
@@ -30,6 +32,8 @@ static void usage(FILE *f)
 		   "commands:\n"
 		   "  run        boot a VM (see `kiln run --help`)\n"
 		   "  api        serve the REST API on a Unix socket (see `kiln api --help`)\n"
+		   "  snapshot   snapshot a VM through its API socket (see `kiln snapshot --help`)\n"
+		   "  restore    run a VM from a snapshot (see `kiln restore --help`)\n"
 		   "  jailer     run kiln jailed, Firecracker's jailer (see `kiln jailer --help`)\n"
 		   "  snapshot-rebase  merge a Diff snapshot's memory file onto its base\n"
 		   "             (see `kiln snapshot-rebase --help`)\n"
@@ -125,9 +129,10 @@ static int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	struct vm vm;
 	char err[512] = "";
+	const char *api_sock;
 	int ret;
 
-	ret = cli_parse_run(argc, argv, &cfg, stdout, err, sizeof(err));
+	ret = cli_parse_run_api(argc, argv, &cfg, &api_sock, stdout, err, sizeof(err));
 	if (ret == 1) {
 		vm_config_free(&cfg);
 		return 0;
@@ -140,6 +145,13 @@ static int cmd_run(int argc, char **argv)
 		fprintf(stderr, "kiln: %s\n", err);
 		vm_config_free(&cfg);
 		return 1;
+	}
+	if (api_sock) {
+		/* The same VM, served on the socket too (pause, snapshot): `kiln api` runs it. */
+		struct api_options o = {.sock_path = api_sock, .boot_config = &cfg};
+		ret = api_run(&o);
+		vm_config_free(&cfg);
+		return ret;
 	}
 	ret = vm_create(&vm, &cfg, err, sizeof(err));
 	if (ret) {
@@ -263,6 +275,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "api") == 0)
 		return cmd_api(argc - 2, argv + 2);
+	if (strcmp(argv[1], "snapshot") == 0)
+		return cli_snapshot_main(argc - 2, argv + 2);
+	if (strcmp(argv[1], "restore") == 0)
+		return cli_restore_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "jailer") == 0)
 		return jailer_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "snapshot-rebase") == 0)

@@ -136,10 +136,19 @@ int api_boot_config(const struct api_config *c, struct vm_config *out) __must_ch
 
 /* ---- the process: control.c (main thread), server.c (HTTP), routes.c ----------------- */
 
+struct api_snapshot_load;
+
+/* At most one of config_file, boot_config and load: the VM that runs at once. */
 struct api_options {
 	const char *sock_path;	 /* NULL with no_api */
 	const char *id;		 /* instance id, default "anonymous-instance" */
 	const char *config_file; /* NULL: configure through the API */
+	/* `kiln run --api-sock`: a checked configuration booted at once, as with config_file;
+	 * api_run takes over what it owns (it is left holding defaults). */
+	struct vm_config *boot_config;
+	/* `kiln restore`: this snapshot is loaded at once, as PUT /snapshot/load would (it must
+	 * outlive api_run). */
+	const struct api_snapshot_load *load;
 	bool no_api;
 };
 

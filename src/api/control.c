@@ -353,6 +353,14 @@ static int setup(struct control *m, const struct api_options *o, char *err, size
 				    .it_value.tv_sec = API_METRICS_PERIOD_S};
 	timerfd_settime(m->timer_fd, 0, &period, NULL);
 
+	if (o->boot_config) {
+		/* What PUT /boot-source and /machine-config would have set, taken over whole. */
+		vm_config_free(&a->cfg.vm);
+		a->cfg.vm = *o->boot_config;
+		vm_config_init(o->boot_config);
+		a->cfg.boot_source_set = a->cfg.machine_config_set = true;
+		a->cfg.track_dirty_pages = a->cfg.vm.track_dirty_pages;
+	}
 	if (o->config_file) {
 		int ret = api_config_load_file(&a->cfg, o->config_file, err, n);
 		if (ret)
@@ -390,8 +398,11 @@ int api_run(const struct api_options *o)
 	snprintf(a->id, sizeof(a->id), "%s", o->id ? o->id : "anonymous-instance");
 	log_set_id(a->id);
 
-	/* With a config file the VM exists before the socket does: the first GET / sees it. */
-	if (setup(&m, o, err, sizeof(err)) || (o->config_file && start_vm(&m, err, sizeof(err))) ||
+	/* With a config file (or `kiln run`'s configuration, or `kiln restore`'s snapshot) the VM
+	 * exists before the socket does: the first GET / sees it. */
+	if (setup(&m, o, err, sizeof(err)) ||
+	    ((o->config_file || o->boot_config) && start_vm(&m, err, sizeof(err))) ||
+	    (o->load && load_snapshot(&m, o->load, err, sizeof(err))) ||
 	    (!o->no_api && api_server_start(a, o->sock_path, err, sizeof(err))))
 		goto out;
 	preboot_loop(&m);

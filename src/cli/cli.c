@@ -208,7 +208,7 @@ struct opt {
 	const char *name;    /* "--kernel" */
 	const char *alias;   /* "-h", or NULL */
 	const char *metavar; /* NULL: takes no value (--help) */
-	opt_set_fn set;	     /* NULL: --help */
+	opt_set_fn set;	     /* NULL: --help, or --api-sock (metavar set) */
 	bool empty_ok;	     /* "" is a meaningful value */
 	bool repeatable;     /* may be given more than once (--disk) */
 	const char *help;    /* may hold '\n' between lines */
@@ -372,6 +372,8 @@ static void dflt_rng(char *buf, size_t len) { snprintf(buf, len, "on"); }
 
 static void dflt_console(char *buf, size_t len) { snprintf(buf, len, "off"); }
 
+static void dflt_no_api(char *buf, size_t len) { snprintf(buf, len, "no API"); }
+
 static void dflt_seccomp(char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", seccomp_mode_name(seccomp_mode_get()));
@@ -516,6 +518,15 @@ static const struct opt opts[] = {
 	.dflt = dflt_seccomp,
     },
     {
+	/* Not the VM's: parse_one hands it to cli_parse_run_api's caller. */
+	.name = "--api-sock",
+	.metavar = "PATH",
+	.help = "also serve the REST API (docs/api.md) on PATH, as `kiln api`\n"
+		"does: `kiln snapshot --api-sock PATH` snapshots the VM, and\n"
+		"PATCH /vm pauses it",
+	.dflt = dflt_no_api,
+    },
+    {
 	.name = "--help",
 	.alias = "-h",
 	.help = "print this help and exit",
@@ -566,8 +577,8 @@ static const struct opt *find_opt(const char *arg, size_t namelen)
 static bool starts_with_dashdash(const char *s) { return s[0] == '-' && s[1] == '-'; }
 
 /* Handle argv[*i]; may consume argv[*i + 1] as the value. Returns 0, 1 (help) or -errno. */
-static int parse_one(int argc, char **argv, int *i, bool *seen, struct vm_config *c, FILE *out,
-		     char *err, size_t errlen)
+static int parse_one(int argc, char **argv, int *i, bool *seen, struct vm_config *c,
+		     const char **api_sock, FILE *out, char *err, size_t errlen)
 {
 	const char *arg = argv[*i], *eq, *val;
 	const struct opt *o;
@@ -614,16 +625,35 @@ found:
 	}
 	if (!*val && !o->empty_ok)
 		return cli_fail(err, errlen, "%s: empty value", o->name);
+	if (!o->set) {
+		*api_sock = val;
+		return 0;
+	}
 	return o->set(c, o->name, val, err, errlen);
 }
 
 int cli_parse_run(int argc, char **argv, struct vm_config *c, FILE *out, char *err, size_t errlen)
+{
+	const char *api_sock = NULL;
+	int ret = cli_parse_run_api(argc, argv, c, &api_sock, out, err, errlen);
+
+	if (ret == 0 && api_sock) {
+		vm_config_free(c);
+		vm_config_init(c);
+		ret = cli_fail(err, errlen, "--api-sock: this caller serves no API");
+	}
+	return ret;
+}
+
+int cli_parse_run_api(int argc, char **argv, struct vm_config *c, const char **api_sock,
+		      FILE *out, char *err, size_t errlen)
 {
 	bool seen[ARRAY_SIZE(opts)] = {false};
 	struct cli_clip cl;
 	int i, ret = 0;
 
 	vm_config_init(c);
+	*api_sock = NULL;
 	if (err && errlen)
 		err[0] = '\0';
 	for (i = 0; i < argc && argv[i] && !ret; i++) {
@@ -634,7 +664,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *c, FILE *out, char *e
 					   cli_clip(&cl, argv[i + 1]));
 			break;
 		}
-		ret = parse_one(argc, argv, &i, seen, c, out, err, errlen);
+		ret = parse_one(argc, argv, &i, seen, c, api_sock, out, err, errlen);
 	}
 	if (!ret)
 		ret = cli_check_devices(c, seen[find_opt("--serial", 8) - opts], err, errlen);
@@ -645,6 +675,7 @@ int cli_parse_run(int argc, char **argv, struct vm_config *c, FILE *out, char *e
 	if (ret) {
 		vm_config_free(c);
 		vm_config_init(c);
+		*api_sock = NULL;
 	}
 	return ret;
 }

@@ -19,6 +19,11 @@
  * Kernel and initrd paths must name readable regular files at parse time. */
 int cli_parse_run(int argc, char **argv, struct vm_config *c, FILE *out, char *err,
 		  size_t errlen) __must_check;
+/* The same, and *api_sock is the value of --api-sock (the API socket `kiln run` also serves,
+ * which is not the VM's configuration), NULL when not given; cli_parse_run refuses it with
+ * a line. */
+int cli_parse_run_api(int argc, char **argv, struct vm_config *c, const char **api_sock,
+		      FILE *out, char *err, size_t errlen) __must_check;
 
 /* Print the `kiln run` usage (every option with its default) to out. */
 void cli_usage(FILE *out);

@@ -213,6 +213,11 @@ void dirty_log_stop(struct dirty_log *d)
 		(void)!dirty_set_slots(d->vm_fd, d->mem, false, ignored, sizeof(ignored));
 		(void)!guest_mem_track_dirty(d->mem, false);
 	}
+	dirty_log_free(d);
+}
+
+void dirty_log_free(struct dirty_log *d)
+{
 	free(d->pages);
 	free(d->scratch);
 	memset(d, 0, sizeof(*d));

@@ -60,3 +60,7 @@ uint64_t dirty_log_count(const struct dirty_log *d);
 
 /* Stop tracking (slots without the flag, VMM bitmap freed) and free d. Safe on a zeroed d. */
 void dirty_log_stop(struct dirty_log *d);
+/* Free d and leave KVM's slots as they are: for a VM being destroyed, whose slots go with its
+ * fd and whose event loop's seccomp list has no KVM_SET_USER_MEMORY_REGION. The VMM bitmap is
+ * guest memory's, freed with it. Safe on a zeroed d. */
+void dirty_log_free(struct dirty_log *d);

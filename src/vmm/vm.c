@@ -775,7 +775,7 @@ void vm_destroy(struct vm *vm)
 	destroy_virtio_devices(vm);
 	vm->console = NULL;
 	irq_router_destroy(&vm->irq);
-	dirty_log_stop(&vm->dirty);
+	dirty_log_free(&vm->dirty); /* the slots go with the vm fd */
 	guest_mem_destroy(&vm->mem);
 	uffd_backend_close(&vm->uffd); /* after the memory: the handler exits on the hang-up */
 	bus_destroy(&vm->pio);

@@ -644,7 +644,7 @@ static void test_help(void **state)
 		vm_config_free(&cfg);
 		options++;
 	}
-	assert_int_equal(options, 11); /* plus "-h, --help", which the loop skips */
+	assert_int_equal(options, 12); /* plus "-h, --help", which the loop skips */
 	/* The memory default printed is the real default. */
 	uint64_t v;
 	assert_int_equal(cli_parse_size("512M", 0, &v), 0);

@@ -1,0 +1,54 @@
+/* commands.h: the commands beside `kiln run` that talk to or become a `kiln api`: `kiln
+ * snapshot` (an API client) and `kiln restore`; their option parser and HTTP client. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/compiler.h"
+
+/* ---- cmd_opts.c: `--opt VALUE` / `--opt=VALUE` options of the small commands ----------- */
+
+/* One option. A VALUE that starts with "--" in the first form is taken as a missing value. */
+struct cli_cmd_opt {
+	const char *name;  /* "--snapshot" */
+	bool flag;	   /* takes no value */
+	unsigned max;	   /* times it may be given (0 counts as 1) */
+	const char **vals; /* max slots for the values (the argv strings); NULL for a flag */
+	unsigned n;	   /* times given, set by the parser */
+};
+
+/* Parse argv (the arguments after the command's name) for cmd ("kiln snapshot", in
+ * messages). Returns 0; 1 when --help or -h was given; or -EINVAL with one line naming the
+ * option and the problem in err (an unknown option, a missing or empty value, an option given
+ * too often, a value given to a flag, an argument that is not an option). */
+int cli_cmd_parse(const char *cmd, struct cli_cmd_opt *opts, size_t nopts, int argc, char **argv,
+		  char *err, size_t errlen) __must_check;
+
+/* ---- http_client.c: one request to a `kiln api` socket ------------------------------- */
+
+/* The longest a command waits for one answer (the API itself gives up on a command its main
+ * thread did not finish within API_POST_TIMEOUT_MS, and answers then). */
+#define CLI_HTTP_TIMEOUT_MS 30000
+#define CLI_HTTP_RESP_MAX (64 * 1024)
+
+struct cli_http_resp {
+	int status;			  /* 100-599 */
+	char body[CLI_HTTP_RESP_MAX + 1]; /* NUL-terminated */
+	size_t len;
+};
+
+/* Send `METHOD PATH` with the JSON body (NULL: none) on a new connection to the Unix socket
+ * sock and read the whole answer, waiting at most timeout_ms in all. Returns 0 (r->status
+ * holds the status) or -errno with one line in err (the socket, and why). */
+int cli_http_request(const char *sock, const char *method, const char *path, const char *body,
+		     int timeout_ms, struct cli_http_resp *r, char *err,
+		     size_t errlen) __must_check;
+/* The answer's fault_message, with control characters shown as '?', into buf; or a line
+ * naming the status when the body has none. Returns buf. */
+const char *cli_http_fault(const struct cli_http_resp *r, char *buf, size_t len);
+
+/* ---- the commands: each returns the process's exit status ---------------------------- */
+
+int cli_snapshot_main(int argc, char **argv);
+int cli_restore_main(int argc, char **argv);

@@ -1,0 +1,210 @@
+/* test_cli_cmd.c: `kiln run --api-sock` (cli_parse_run_api), the option parser of `kiln
+ * snapshot` / `kiln restore` (cmd_opts.c), and the HTTP client against a fake API peer. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+
+static char err[512];
+
+static void test_run_api_sock(void **st)
+{
+	(void)st;
+	struct vm_config c;
+	const char *sock;
+
+	char *a[] = {"--cpus", "2", "--api-sock", "/s", "--memory=64", NULL};
+	assert_int_equal(cli_parse_run_api(5, a, &c, &sock, NULL, err, sizeof(err)), 0);
+	assert_string_equal(sock, "/s");
+	assert_int_equal(c.cpus, 2);
+	vm_config_free(&c);
+	char *b[] = {"--api-sock=/t", NULL};
+	assert_int_equal(cli_parse_run_api(1, b, &c, &sock, NULL, err, sizeof(err)), 0);
+	assert_string_equal(sock, "/t");
+	vm_config_free(&c);
+	char *n[] = {"--cpus", "1", NULL};
+	assert_int_equal(cli_parse_run_api(2, n, &c, &sock, NULL, err, sizeof(err)), 0);
+	assert_null(sock);
+	vm_config_free(&c);
+
+	static const struct {
+		char *argv[4];
+		int argc;
+		const char *msg;
+	} bad[] = {
+	    {{"--api-sock", "--cpus", "2"}, 3, "--api-sock: missing value"},
+	    {{"--api-sock="}, 1, "--api-sock: empty value"},
+	    {{"--api-sock=a", "--api-sock", "b"}, 3, "--api-sock given twice"},
+	    {{"--api-sock=a", "--cpus", "0"}, 3, "--cpus"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(cli_parse_run_api(bad[i].argc, (char **)bad[i].argv, &c, &sock,
+						   NULL, err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, bad[i].msg));
+		assert_null(sock);
+	}
+	/* The parser of callers that serve no API refuses it. */
+	assert_int_equal(cli_parse_run(1, b, &c, NULL, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--api-sock: this caller serves no API");
+}
+
+static int parse(const char **one, const char **many, struct cli_cmd_opt *o, int argc, char **argv)
+{
+	o[0] = (struct cli_cmd_opt){.name = "--one", .vals = one};
+	o[1] = (struct cli_cmd_opt){.name = "--many", .vals = many, .max = 2};
+	o[2] = (struct cli_cmd_opt){.name = "--flag", .flag = true};
+	return cli_cmd_parse("kiln t", o, 3, argc, argv, err, sizeof(err));
+}
+
+static void test_cmd_parse(void **st)
+{
+	(void)st;
+	const char *one = NULL, *many[2] = {NULL, NULL};
+	struct cli_cmd_opt o[3];
+
+	char *ok[] = {"--one", "a", "--many=b", "--many", "c", "--flag"};
+	assert_int_equal(parse(&one, many, o, 6, ok), 0);
+	assert_string_equal(one, "a");
+	assert_string_equal(many[0], "b");
+	assert_string_equal(many[1], "c");
+	assert_int_equal(o[2].n, 1);
+	assert_int_equal(o[1].n, 2);
+
+	static const struct {
+		char *argv[4];
+		int argc;
+		const char *msg;
+	} bad[] = {
+	    {{"--two", "a"}, 2, "kiln t: unknown option '--two' (try `kiln t --help`)"},
+	    {{"--one"}, 1, "kiln t: --one needs a value"},
+	    {{"--one", "--flag"}, 2, "kiln t: --one needs a value"},
+	    {{"--one="}, 1, "kiln t: --one: empty value"},
+	    {{"--one=a", "--one=b"}, 2, "kiln t: --one given twice"},
+	    {{"--many=a", "--many=b", "--many=c"}, 3, "kiln t: --many given more than 2 times"},
+	    {{"--flag=1"}, 1, "kiln t: --flag takes no value"},
+	    {{"x"}, 1, "kiln t: unexpected argument 'x'"},
+	    {{"--one", "a\nb", "--one=c"}, 3, "kiln t: --one given twice"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(parse(&one, many, o, bad[i].argc, (char **)bad[i].argv), -EINVAL);
+		assert_string_equal(err, bad[i].msg);
+	}
+	char *help[] = {"--one", "a", "-h"};
+	assert_int_equal(parse(&one, many, o, 3, help), 1);
+}
+
+/* A fake API: accepts one connection, reads the request, sends `answer` (NULL: nothing, and
+ * holds the connection open until the client gives up) and closes. */
+struct peer {
+	int lfd;
+	const char *answer;
+	char request[4096];
+};
+
+static void *peer_main(void *arg)
+{
+	struct peer *p = arg;
+	int fd = accept(p->lfd, NULL, NULL);
+	size_t n = 0;
+
+	if (fd < 0)
+		return NULL;
+	/* The whole request: headers, then the body its Content-Length announces. */
+	while (n < sizeof(p->request) - 1) {
+		ssize_t r = read(fd, p->request + n, sizeof(p->request) - 1 - n);
+		if (r <= 0)
+			break;
+		n += (size_t)r;
+		p->request[n] = '\0';
+		char *h = strstr(p->request, "\r\n\r\n"),
+		     *cl = strstr(p->request, "Content-Length: ");
+		if (h && cl && n >= (size_t)(h + 4 - p->request) + strtoul(cl + 16, NULL, 10))
+			break;
+	}
+	if (p->answer)
+		(void)!write(fd, p->answer, strlen(p->answer));
+	else
+		sleep(1);
+	close(fd);
+	return NULL;
+}
+
+static int ask(const char *answer, int timeout_ms, struct cli_http_resp *r, struct peer *p)
+{
+	char path[108];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	pthread_t t;
+
+	snprintf(path, sizeof(path), "/tmp/kiln-cli-cmd-%d.sock", (int)getpid());
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	p->lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(p->lfd >= 0);
+	assert_int_equal(bind(p->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(p->lfd, 1), 0);
+	p->answer = answer;
+	assert_int_equal(pthread_create(&t, NULL, peer_main, p), 0);
+	int ret = cli_http_request(path, "PUT", "/snapshot/create", "{\"a\": 1}", timeout_ms, r,
+				   err, sizeof(err));
+	pthread_join(t, NULL);
+	close(p->lfd);
+	unlink(path);
+	return ret;
+}
+
+static void test_http(void **st)
+{
+	(void)st;
+	static struct cli_http_resp r;
+	static struct peer p;
+	char fault[256];
+
+	assert_int_equal(ask("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", 5000, &r, &p),
+			 0);
+	assert_int_equal(r.status, 204);
+	assert_non_null(strstr(p.request, "PUT /snapshot/create HTTP/1.1\r\n"));
+	assert_non_null(strstr(p.request, "Content-Length: 8\r\n"));
+	assert_non_null(strstr(p.request, "\r\n\r\n{\"a\": 1}"));
+
+	const char *bad = "HTTP/1.1 400 Bad Request\r\nContent-Length: 28\r\n\r\n"
+			  "{\"fault_message\": \"no\\nway\"}xxxx";
+	assert_int_equal(ask(bad, 5000, &r, &p), 0);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(cli_http_fault(&r, fault, sizeof(fault)), "no?way");
+	assert_int_equal(ask("HTTP/1.1 500 Oops\r\n\r\nnot json", 5000, &r, &p), 0);
+	assert_string_equal(cli_http_fault(&r, fault, sizeof(fault)),
+			    "the API answered 500 with no fault_message");
+
+	assert_int_equal(ask("HTTP/1.1 20 x\r\n\r\n", 5000, &r, &p), -EPROTO);
+	assert_non_null(strstr(err, "not an HTTP answer"));
+	assert_int_equal(ask("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}", 5000, &r, &p),
+			 -EPROTO);
+	assert_int_equal(ask("", 5000, &r, &p), -EPROTO);
+	assert_non_null(strstr(err, "closed with no answer"));
+	/* A peer that never answers: the client gives up at its deadline. */
+	assert_int_equal(ask(NULL, 200, &r, &p), -ETIMEDOUT);
+	assert_non_null(strstr(err, "no answer within the time allowed"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_run_api_sock),
+	    cmocka_unit_test(test_cmd_parse),
+	    cmocka_unit_test(test_http),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
