@@ -396,3 +396,33 @@ void write_file(const char *path, const char *text)
 	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
 		fail_msg("write %s: %s", path, strerror(errno));
 }
+
+int last_tick(const char *path)
+{
+	char line[256];
+	int n, last = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "tick %d", &n) == 1 && n > last)
+			last = n;
+	fclose(f);
+	return last;
+}
+
+int first_tick(const char *path)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "tick %d", &n) == 1)
+			break;
+	fclose(f);
+	return n;
+}

@@ -90,3 +90,6 @@ bool wait_lines(const char *path, const char *prefix, int n, int timeout_ms);
 /* Write text to path. */
 void write_file(const char *path, const char *text);
 void sleep_ms(int ms);
+/* The tick guest's lines ("tick N") in a file: the highest N, the first N; 0 if none. */
+int last_tick(const char *path);
+int first_tick(const char *path);

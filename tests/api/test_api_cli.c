@@ -158,38 +158,6 @@ static void test_bad_input(void **st)
 	    "unknown option '--bogus'");
 }
 
-/* The highest "tick N" in a file, 0 if none. */
-static int last_tick(const char *path)
-{
-	char line[256];
-	int n, last = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "tick %d", &n) == 1 && n > last)
-			last = n;
-	fclose(f);
-	return last;
-}
-
-/* The first "tick N" in a file, 0 if none. */
-static int first_tick(const char *path)
-{
-	char line[256];
-	int n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "tick %d", &n) == 1)
-			break;
-	fclose(f);
-	return n;
-}
-
 static bool sock_up(const char *sock, int timeout_ms)
 {
 	struct sockaddr_un sa;

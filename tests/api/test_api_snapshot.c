@@ -41,38 +41,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The highest "tick N" in a file, 0 if none. */
-static int last_tick(const char *path)
-{
-	char line[256];
-	int n, last = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "tick %d", &n) == 1 && n > last)
-			last = n;
-	fclose(f);
-	return last;
-}
-
-/* The first "tick N" in a file, 0 if none. */
-static int first_tick(const char *path)
-{
-	char line[256];
-	int n = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "tick %d", &n) == 1)
-			break;
-	fclose(f);
-	return n;
-}
-
 static char snap_body[1024];
 static __attribute__((format(printf, 1, 2))) const char *body(const char *fmt, ...)
 {
