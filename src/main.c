@@ -45,8 +45,8 @@ static void usage(FILE *f)
 		   "environment:\n"
 		   "  KILN_LOG        log level: error, warn (default), info, debug\n"
 		   "  KILN_GUEST_DIR  where the default guest lives (default %s)\n"
-		   "  KILN_PASST      the passt that --net user runs (default: the passt beside\n"
-		   "                  kiln, which the build makes, else passt in PATH)\n"
+		   "  KILN_PASST      the passt that --net user runs (default: a passt beside kiln,\n"
+		   "                  as -Dpasst_from_source=true builds, else passt in PATH)\n"
 		   "  KILN_SECCOMP    the default of --seccomp: on (default), log, off\n",
 		KILN_GUEST_DIR);
 }

@@ -493,8 +493,8 @@ int passt_spawn(const struct net_config *cfg, int sock, struct event_loop *ev,
 	out[1] = -1;
 	if (ret) {
 		snprintf(err, errlen, "cannot run %s: %s%s", bin, strerror(ret),
-			 ret == ENOENT ? " (the build puts one beside kiln; "
-					 "else install Debian's passt package or point KILN_PASST at one)"
+			 ret == ENOENT ? " (install Debian's passt package, or point KILN_PASST "
+					 "at one)"
 				       : "");
 		ch->pid = 0;
 		ret = -ret;

@@ -496,8 +496,8 @@ static void test_passt_missing(void **state)
 	assert_int_equal(start(NULL, err, sizeof(err)), -1);
 	unsetenv("KILN_PASST");
 	assert_string_equal(err, "net 'net0': cannot run /nonexistent/passt: No such file or "
-				 "directory (the build puts one beside kiln; else install Debian's "
-				 "passt package or point KILN_PASST at one)");
+				 "directory (install Debian's passt package, or point KILN_PASST "
+				 "at one)");
 	dev = NULL;
 }
 
