@@ -244,21 +244,14 @@ static unsigned put_metrics(struct req *r)
 
 /* ---- actions and the running VM -------------------------------------------------------- */
 
-/* Post a new command of this type (with path for a drive update, taken over) to the main
- * thread and answer from its result. */
-static unsigned post(struct req *r, enum api_cmd_type type, char *path, const char *what)
+/* Post cmd to the main thread and answer from its result. A failed command's 400 carries
+ * its own message, after `what` when name_in_fault (the snapshot commands' messages do not
+ * name their resource). */
+static unsigned submit(struct req *r, struct api_cmd *cmd, const char *what, bool name_in_fault)
 {
-	struct api_cmd *cmd = api_cmd_new(type);
 	unsigned status = 204;
-
-	if (!cmd) {
-		free(path);
-		return fault(r, 500, "%s: out of memory", what);
-	}
-	cmd->path = path;
-	if (r->id)
-		snprintf(cmd->id, sizeof(cmd->id), "%s", r->id);
 	int ret = api_post(r->a, cmd);
+
 	if (ret == -ESHUTDOWN)
 		status = fault(r, 400, "%s: the microVM has stopped", what);
 	else if (ret == -ECANCELED)
@@ -272,9 +265,26 @@ static unsigned post(struct req *r, enum api_cmd_type type, char *path, const ch
 			       "goes on (GET / and the log tell the outcome)",
 			       what, r->a->post_timeout_ms);
 	else if (ret)
-		status = fault(r, 400, "%s", cmd->err[0] ? cmd->err : strerror(-ret));
+		status = fault(r, 400, "%s%s%s", name_in_fault ? what : "", name_in_fault ? ": " : "",
+			       cmd->err[0] ? cmd->err : strerror(-ret));
 	api_cmd_put(r->a, cmd);
 	return status;
+}
+
+/* Post a new command of this type (with path for a drive update, taken over) to the main
+ * thread and answer from its result. */
+static unsigned post(struct req *r, enum api_cmd_type type, char *path, const char *what)
+{
+	struct api_cmd *cmd = api_cmd_new(type);
+
+	if (!cmd) {
+		free(path);
+		return fault(r, 500, "%s: out of memory", what);
+	}
+	cmd->path = path;
+	if (r->id)
+		snprintf(cmd->id, sizeof(cmd->id), "%s", r->id);
+	return submit(r, cmd, what, false);
 }
 
 static enum api_state state_of(struct api *a)
@@ -375,20 +385,7 @@ static unsigned post_arg(struct req *r, enum api_cmd_type type, void *arg,
 	}
 	cmd->arg = arg;
 	cmd->arg_free = arg_free;
-	unsigned status;
-	int ret = api_post(r->a, cmd);
-	if (ret == -ESHUTDOWN)
-		status = fault(r, 400, "%s: the microVM has stopped", what);
-	else if (ret == -ECANCELED || ret == -ETIMEDOUT)
-		status = fault(r, ret == -ECANCELED ? 503 : 504,
-			       "%s: the main thread did not %s the request within %u ms", what,
-			       ret == -ECANCELED ? "take" : "finish", r->a->post_timeout_ms);
-	else if (ret)
-		status = fault(r, 400, "%s: %s", what, cmd->err[0] ? cmd->err : strerror(-ret));
-	else
-		status = 204;
-	api_cmd_put(r->a, cmd);
-	return status;
+	return submit(r, cmd, what, true);
 }
 
 static void free_create(void *p) { api_snapshot_create_free(p); }
