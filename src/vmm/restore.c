@@ -20,6 +20,7 @@
 #include "snapshot/config_state.h"
 #include "snapshot/format.h"
 #include "vmm/snapshot.h"
+#include "vmm/vcpu_state.h"
 #include "vmm/vm.h"
 
 void vm_restore_free(struct vm_restore *r)
@@ -98,7 +99,7 @@ static int apply_vcpus(struct vm *vm, const struct vm_restore *r, char *err, siz
 	for (unsigned i = 0; i < vm->nr_vcpus && !ret; i++) {
 		if ((ret = section(r, SNAP_SEC_VCPU, i, &c, err, errlen)))
 			break;
-		vcpu_state_decode(&c, &vm->host, s);
+		vcpu_state_decode(&c, vm->host, s);
 		if (!(ret = snap_cursor_end(&c, err, errlen)))
 			ret = vcpu_state_apply(s, vm->vcpus[i].fd, i, err, errlen);
 	}
@@ -152,7 +153,7 @@ int vm_restore_apply(struct vm *vm, const struct vm_restore *r, char *err, size_
 	    (ret = apply_vcpus(vm, r, err, errlen)) ||
 	    (ret = section(r, SNAP_SEC_VM, 0, &c, err, errlen)))
 		return ret;
-	vm_state_decode(&c, &vm->host, &vs);
+	vm_state_decode(&c, vm->host, &vs);
 	if ((ret = snap_cursor_end(&c, err, errlen)) ||
 	    (ret = vm_state_apply(&vs, vm->vm_fd, true, r->clock_realtime, err, errlen)) ||
 	    (ret = apply_devices(vm, r, err, errlen)))

@@ -74,13 +74,21 @@ static int add(struct snap_file_writer *w, enum snap_section_id id, uint32_t ins
 /* What this host's KVM saves and restores (the MSR list, the XSAVE size...), probed once. */
 int vm_host_facts(struct vm *vm, char *err, size_t errlen)
 {
+	struct kvm_host_facts *h;
 	int ret;
 
-	if (vm->host_probed)
+	if (vm->host)
 		return 0;
-	ret = kvm_host_facts_probe(vm->kvm_fd, vm->vm_fd, &vm->host, err, errlen);
-	vm->host_probed = !ret;
-	return ret;
+	if (!(h = malloc(sizeof(*h)))) { /* ~8 KiB: not in every VM, which never snapshots */
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if ((ret = kvm_host_facts_probe(vm->kvm_fd, vm->vm_fd, h, err, errlen))) {
+		free(h);
+		return ret;
+	}
+	vm->host = h;
+	return 0;
 }
 
 static int capture_vcpus(struct vm *vm, struct snap_file_writer *w, char *err, size_t errlen)
@@ -92,7 +100,7 @@ static int capture_vcpus(struct vm *vm, struct snap_file_writer *w, char *err, s
 		struct snap_buf b;
 
 		snap_buf_init(&b);
-		ret = vcpu_state_capture(&vm->host, vm->vcpus[i].fd, i, s, err, errlen);
+		ret = vcpu_state_capture(vm->host, vm->vcpus[i].fd, i, s, err, errlen);
 		if (ret) {
 			free(s);
 			return ret;

@@ -275,7 +275,9 @@ static void uffd_gone(void *opaque, uint32_t events)
 	vm_request_stop(vm, VM_STOP_ERROR);
 }
 
-static int setup_memory(struct vm *vm, const struct vm_restore *r, char *err, size_t errlen)
+/* Guest RAM: anonymous for a boot; for a restore, the snapshot's memory file (copy-on-write)
+ * or a Uffd handler's pages. */
+static int map_ram(struct vm *vm, const struct vm_restore *r, char *err, size_t errlen)
 {
 	int ret;
 
@@ -286,21 +288,24 @@ static int setup_memory(struct vm *vm, const struct vm_restore *r, char *err, si
 						     vm)))
 			snprintf(err, errlen, "mem_backend: watching the handler's socket: %s",
 				 strerror(-ret));
-		return ret ? ret : dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
-	}
-	if (r && r->mem_fd >= 0) { /* a restore: the snapshot's memory file, copy-on-write */
-		ret = guest_mem_init_from_file(&vm->mem, vm->cfg->mem_size, r->mem_fd, r->mem_name,
-					       err, errlen);
-		return ret ? ret : dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
-	}
-	ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
-	if (ret) {
-		snprintf(err, errlen, "guest memory (%llu MiB): %s",
-			 (unsigned long long)(vm->cfg->mem_size >> 20), strerror(-ret));
 		return ret;
 	}
+	if (r && r->mem_fd >= 0)
+		return guest_mem_init_from_file(&vm->mem, vm->cfg->mem_size, r->mem_fd, r->mem_name,
+						err, errlen);
+	ret = guest_mem_init(&vm->mem, vm->cfg->mem_size);
+	if (ret)
+		snprintf(err, errlen, "guest memory (%llu MiB): %s",
+			 (unsigned long long)(vm->cfg->mem_size >> 20), strerror(-ret));
+	return ret;
+}
+
+static int setup_memory(struct vm *vm, const struct vm_restore *r, char *err, size_t errlen)
+{
+	int ret = map_ram(vm, r, err, errlen);
+
 	/* Dirty logging, when a snapshot needs it, is switched on later (dirty_log_start). */
-	return dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
+	return ret ? ret : dirty_set_slots(vm->vm_fd, &vm->mem, false, err, errlen);
 }
 
 /*
@@ -778,6 +783,8 @@ void vm_destroy(struct vm *vm)
 	dirty_log_free(&vm->dirty); /* the slots go with the vm fd */
 	guest_mem_destroy(&vm->mem);
 	uffd_backend_close(&vm->uffd); /* after the memory: the handler exits on the hang-up */
+	free(vm->host);
+	vm->host = NULL;
 	bus_destroy(&vm->pio);
 	bus_destroy(&vm->mmio);
 	free(vm->cpuid);

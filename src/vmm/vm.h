@@ -22,7 +22,6 @@
 #include "vmm/event.h"
 #include "vmm/memory.h"
 #include "vmm/output.h"
-#include "vmm/vcpu_state.h"
 #include "snapshot/uffd.h"
 #include "virtio/virtio.h"
 
@@ -37,6 +36,8 @@ struct vm_virtio {
 	struct virtio_pci *pci;
 	int fd; /* a host fd the device uses and the VM owns (console file), or -1 */
 };
+
+struct kvm_host_facts;
 
 struct vcpu {
 	struct vm *vm;
@@ -122,8 +123,7 @@ struct vm {
 
 	/* Snapshots (vmm/snapshot.h): what this host's KVM saves, probed at the first use, and
 	 * the pages dirtied since the last snapshot while tracking is on. */
-	struct kvm_host_facts host;
-	bool host_probed;
+	struct kvm_host_facts *host; /* NULL until the first snapshot or restore needs it */
 	struct dirty_log dirty;
 	/* A restore from a Uffd backend: the handler that serves guest RAM (snapshot/uffd.h). */
 	struct uffd_backend uffd;
