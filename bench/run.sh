@@ -465,8 +465,8 @@ fi
 echo "bench: guest <-> host TCP through passt: $runs runs"
 if run_tap_bench usernet "$usernetb" "user-mode networking throughput" -r "$runs"; then
 	while read -r line; do
-		d=$(key "$line" dir) impl=$(key "$line" impl)
-		record "usernet_${d}_mbps" "$impl" "$(key "$line" mbps)"
+		d=$(key "$line" dir) impl=$(key "$line" impl) path=$(key "$line" path)
+		record "usernet_${d}_mbps" "$impl-$path" "$(key "$line" mbps)"
 	done < <(grep '^usernet ' "$out/usernet.txt")
 fi
 
@@ -594,7 +594,7 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	echo "- tiny-image VMs: ${mem_mib} MiB, 1 vCPU; kiln and the peers interleaved run by run"
 	[ -s "$out/blk.txt" ] && echo "- virtio-blk in process: bench/blk, ${blk_mib} MiB file in the page cache ($(df -PT "$(dirname "$blk_file")" | awk 'NR==2{print $2}')), ${blk_s} s per run and implementation in 10 slices taken in turn (kiln-uring, raw-uring, kiln-sync, raw-preadv)"
 	[ -s "$out/net.txt" ] && echo "- virtio-net in process: bench/net, a TAP in its own network namespace, 20 batches of 1000 frames per run and direction; raw and kiln interleaved run by run"
-	[ -s "$out/usernet.txt" ] && echo "- user-mode networking: bench/usernet, a network namespace with a TAP as the guest's TCP stack, one 64 MiB connection per run and direction, through passt to the host's loopback"
+	[ -s "$out/usernet.txt" ] && echo "- user-mode networking: bench/usernet, a network namespace with a TAP as the guest's TCP stack, one 64 MiB connection per run, direction and path, through passt to a server on the host's loopback (host_loopback; passt-loopback) or on its own non-loopback address (passt-nat)"
 	[ "$linux" = 1 ] && echo "- Linux guest: $linux_kernel + $(basename "$linux_initrd"), ${linux_mem_mib} MiB, $linux_cpus vCPUs, $linux_runs run(s) per VMM"
 	[ -n "${BENCH_NOTE:-}" ] && echo "- note: $BENCH_NOTE"
 	[ "$runs" -lt 10 ] && echo "- note: only $runs runs per benchmark (BENCH_RUNS), fewer than the 10 asked for"

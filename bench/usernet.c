@@ -2,9 +2,13 @@
  *
  * The "guest" is a network namespace of this process with a TAP (10.0.2.15/24, default route
  * via 10.0.2.2): its kernel's TCP stack plays the guest's. This thread carries the TAP's frames
- * to and from a backend (net.h) the way virtio-net would, in kiln's event loop; the backend
- * runs with host_loopback on, so the guest's connection to 10.0.2.2:PORT reaches a server on
- * the host's 127.0.0.1:PORT. One TCP connection per run moves BYTES:
+ * to and from a backend (net.h) the way virtio-net would, in kiln's event loop. Two paths to the
+ * host's server (-p):
+ *   loopback  host_loopback on: the guest's connection to 10.0.2.2:PORT reaches a server on the
+ *             host's 127.0.0.1:PORT (passt maps it to the host's loopback);
+ *   nat       host_loopback off: the server listens on the host's first non-loopback IPv4
+ *             address and the guest connects to that address, as to any host on the network.
+ * One TCP connection per run moves BYTES:
  *   up    guest -> host: the guest writes, the host reads to the end;
  *   down  host -> guest: the host writes, the guest reads to the end.
  * The clock runs from connect() to the receiver seeing the end of the stream, in the guest's
@@ -16,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <ifaddrs.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <net/route.h>
@@ -47,7 +52,12 @@ static const char *const impl_names[] = {"passt"};
 static int (*const impl_create[])(const struct net_config *, struct event_loop *,
 				  struct net_backend **, char *, size_t) = {net_passt_create};
 
+enum path { LOOPBACK, NAT, PATH__COUNT };
+static const char *const path_names[] = {"loopback", "nat"};
+
 static unsigned runs = 5;
+static bool path_on[PATH__COUNT] = {true, true};
+static struct in_addr host_addr; /* nat: the host's address the server binds to */
 static uint64_t bytes = 64 * MiB;
 static int tap_fd, guest_ns, host_ns;
 static struct event_loop ev;
@@ -156,9 +166,10 @@ static void on_backend(void *opaque, bool rx, bool tx)
 
 struct xfer {
 	bool up;	     /* guest -> host */
+	struct in_addr addr; /* what the guest connects to */
 	uint16_t port;
 	int listen_fd;
-	uint64_t ns;	     /* connect to the end of the stream, in the guest */
+	uint64_t ns; /* connect to the end of the stream, in the guest */
 	char err[160];
 	atomic_bool done;
 };
@@ -202,11 +213,11 @@ static void *host_side(void *opaque)
 static void *guest_side(void *opaque)
 {
 	struct xfer *x = opaque;
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(x->port)};
+	struct sockaddr_in a = {
+	    .sin_family = AF_INET, .sin_port = htons(x->port), .sin_addr = x->addr};
 	uint64_t t0, moved;
 	int s;
 
-	a.sin_addr.s_addr = inet_addr("10.0.2.2");
 	if (setns(guest_ns, CLONE_NEWNET)) {
 		snprintf(x->err, sizeof(x->err), "setns: %s", strerror(errno));
 		goto out;
@@ -214,8 +225,8 @@ static void *guest_side(void *opaque)
 	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	t0 = now_ns();
 	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a))) {
-		snprintf(x->err, sizeof(x->err), "connect to 10.0.2.2:%u: %s", x->port,
-			 strerror(errno));
+		snprintf(x->err, sizeof(x->err), "connect to %s:%u: %s", inet_ntoa(x->addr),
+			 x->port, strerror(errno));
 		goto out;
 	}
 	if (x->up) {
@@ -235,9 +246,29 @@ out:
 	return NULL;
 }
 
-static double one_run(enum impl impl, bool up)
+/* The host's first non-loopback IPv4 address on an interface that is up: the nat path's server.
+ * Returns false when the host has none (a namespace with only lo). */
+static bool find_host_addr(struct in_addr *out)
 {
-	struct net_config cfg = {.id = "net0", .user = true, .host_loopback = true};
+	struct ifaddrs *all, *i;
+	bool found = false;
+
+	if (getifaddrs(&all))
+		return false;
+	for (i = all; i && !found; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & (IFF_LOOPBACK | IFF_UP)) != IFF_UP)
+			continue;
+		*out = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		found = true;
+	}
+	freeifaddrs(all);
+	return found;
+}
+
+static double one_run(enum impl impl, enum path path, bool up)
+{
+	struct net_config cfg = {.id = "net0", .user = true, .host_loopback = path == LOOPBACK};
 	struct sockaddr_in a = {.sin_family = AF_INET};
 	socklen_t al = sizeof(a);
 	struct xfer x = {.up = up};
@@ -252,7 +283,8 @@ static double one_run(enum impl impl, bool up)
 	be->ops->set_poll(be, true, false);
 	if (event_add(&ev, tap_fd, EPOLLIN, on_tap, NULL))
 		die("event_add");
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_addr.s_addr = path == LOOPBACK ? htonl(INADDR_LOOPBACK) : host_addr.s_addr;
+	x.addr = path == LOOPBACK ? (struct in_addr){inet_addr("10.0.2.2")} : host_addr;
 	x.listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (x.listen_fd < 0 || bind(x.listen_fd, (struct sockaddr *)&a, sizeof(a)) ||
 	    listen(x.listen_fd, 1) || getsockname(x.listen_fd, (struct sockaddr *)&a, &al))
@@ -273,7 +305,7 @@ static double one_run(enum impl impl, bool up)
 	while (read(tap_fd, to_host, sizeof(to_host)) > 0) /* leftovers of this run */
 		;
 	if (x.err[0])
-		die("%s %s: %s", impl_names[impl], up ? "up" : "down", x.err);
+		die("%s %s %s: %s", impl_names[impl], path_names[path], up ? "up" : "down", x.err);
 	return (double)x.ns / 1e9;
 }
 
@@ -281,36 +313,52 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "r:m:h")) != -1) {
+	while ((c = getopt(argc, argv, "r:m:p:h")) != -1) {
 		if (c == 'r')
 			runs = (unsigned)atoi(optarg);
 		else if (c == 'm')
 			bytes = (uint64_t)atoi(optarg) * MiB;
-		else {
-			fputs("usage: usernet [-r RUNS] [-m MIB]\n"
+		else if (c == 'p' && strcmp(optarg, "both"))
+			for (int p = 0; p < PATH__COUNT; p++)
+				path_on[p] = !strcmp(optarg, path_names[p]);
+		else if (c != 'p') {
+			fputs("usage: usernet [-r RUNS] [-m MIB] [-p loopback|nat|both]\n"
 			      "guest <-> host TCP through kiln's user-mode networking (passt),\n"
-			      "MIB MiB per connection (default 64). The guest is a network\n"
+			      "MIB MiB per connection (default 64). -p: to a server on the\n"
+			      "host's loopback through host_loopback, or on the host's own\n"
+			      "non-loopback address (default both). The guest is a network\n"
 			      "namespace with a TAP: needs\n"
 			      "CAP_SYS_ADMIN, CAP_NET_ADMIN and /dev/net/tun (exit 77 without).\n"
-			      "One line per run: dir impl run bytes seconds mbps (Mbit/s).\n",
+			      "One line per run: dir impl path run bytes seconds mbps (Mbit/s).\n",
 			      c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
 		}
 	}
 	if (!runs || !bytes)
 		die("runs and size must be positive");
+	if (!path_on[LOOPBACK] && !path_on[NAT])
+		die("-p: not loopback, nat or both");
 	log_set_level(LOG_WARN);
 	setup_guest();
+	if (path_on[NAT] && !find_host_addr(&host_addr)) {
+		if (!path_on[LOOPBACK])
+			die("-p nat: the host has no non-loopback IPv4 address");
+		fprintf(stderr, "usernet: nat path skipped: the host has no non-loopback IPv4 "
+				"address\n");
+		path_on[NAT] = false;
+	}
 	for (unsigned run = 1; run <= runs; run++)
-		for (int d = 0; d < 2; d++)
-			for (int impl = 0; impl < IMPL__COUNT; impl++) {
-				double s = one_run((enum impl)impl, d == 0);
+		for (int p = 0; p < PATH__COUNT; p++)
+			for (int d = 0; d < 2 && path_on[p]; d++)
+				for (int impl = 0; impl < IMPL__COUNT; impl++) {
+					double s = one_run((enum impl)impl, (enum path)p, d == 0);
 
-				printf("usernet dir=%s impl=%s run=%u bytes=%llu seconds=%.4f "
-				       "mbps=%.1f\n",
-				       d == 0 ? "up" : "down", impl_names[impl], run,
-				       (unsigned long long)bytes, s, (double)bytes * 8 / s / 1e6);
-				fflush(stdout);
-			}
+					printf("usernet dir=%s impl=%s path=%s run=%u bytes=%llu "
+					       "seconds=%.4f mbps=%.1f\n",
+					       d == 0 ? "up" : "down", impl_names[impl],
+					       path_names[p], run, (unsigned long long)bytes, s,
+					       (double)bytes * 8 / s / 1e6);
+					fflush(stdout);
+				}
 	return 0;
 }
