@@ -9,8 +9,8 @@
  *
  * Threads: a backend's fds live in the event loop. When its fd has frames (rx) or room again
  * after a send returned -EAGAIN (tx), the backend calls be->ready() from the event-loop thread
- * without any device lock held. The device calls recv/send/set_poll with its lock held, on the
- * event-loop thread; set_offload and set_poll also on a vCPU thread (activate, reset). No
+ * without any device lock held. The device calls recv/send/set_poll/wait_tx with its lock held,
+ * on the event-loop thread; set_offload and set_poll also on a vCPU thread (activate, reset). No
  * backend calls ready() from inside recv or send.
  *
  * A backend whose other end goes away for good (the TAP is deleted, passt exits) sets gone
@@ -50,6 +50,12 @@ struct net_backend_ops {
 	int (*set_offload)(struct net_backend *b, unsigned tun_flags);
 	/* Which readiness to report through ready(): rx (frames to read), tx (room again). */
 	void (*set_poll)(struct net_backend *b, bool rx, bool tx);
+	/* Wait at most ms for the room that tx readiness reports, for a device that cannot go
+	 * back to the event loop for it (a snapshot's drain, event-loop thread, device lock
+	 * held). Returns 0 (room, or the fd failed or was interrupted: the next send says
+	 * which), -ETIMEDOUT, or another -errno (cannot wait). Optional: without it the device
+	 * cannot wait. */
+	int (*wait_tx)(struct net_backend *b, unsigned ms);
 	void (*destroy)(struct net_backend *b);
 };
 
@@ -82,6 +88,9 @@ int net_fd_backend_create(int fd, bool is_tap, struct event_loop *ev,
  * On error (passt missing, a forwarded port in use...) a one-line message in err. */
 int net_passt_create(const struct net_config *cfg, struct event_loop *ev,
 		     struct net_backend **out, char *err, size_t errlen) __must_check;
+
+/* poll(2) fd for POLLOUT at most ms: wait_tx of the backends over one fd. */
+int net_fd_wait_writable(int fd, unsigned ms) __must_check;
 
 static inline void net_backend_destroy(struct net_backend *b)
 {

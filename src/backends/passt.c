@@ -222,6 +222,15 @@ static void passt_set_poll(struct net_backend *b, bool rx, bool tx)
 	update_poll(p);
 }
 
+static int passt_wait_tx(struct net_backend *b, unsigned ms)
+{
+	struct passt *p = to_passt(b);
+
+	if (atomic_load(&b->gone) || p->fd < 0)
+		return 0; /* send says -ENOTCONN */
+	return net_fd_wait_writable(p->fd, ms);
+}
+
 static void passt_destroy(struct net_backend *b)
 {
 	struct passt *p = to_passt(b);
@@ -240,6 +249,7 @@ static const struct net_backend_ops passt_ops = {
     .recv = passt_recv,
     .send = passt_send,
     .set_poll = passt_set_poll,
+    .wait_tx = passt_wait_tx,
     .destroy = passt_destroy,
 };
 

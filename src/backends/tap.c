@@ -1,8 +1,10 @@
 /* tap.c: network backend on a TAP device (or any fd that carries one frame per read/write). */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +78,21 @@ static void tap_set_poll(struct net_backend *b, bool rx, bool tx)
 		event_mod(b->ev, t->fd, (rx ? EPOLLIN : 0) | (tx ? EPOLLOUT : 0));
 }
 
+int net_fd_wait_writable(int fd, unsigned ms)
+{
+	struct pollfd pf = {.fd = fd, .events = POLLOUT};
+	int r = poll(&pf, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	return r ? 0 : -ETIMEDOUT;
+}
+
+static int tap_wait_tx(struct net_backend *b, unsigned ms)
+{
+	return net_fd_wait_writable(to_tap(b)->fd, ms);
+}
+
 static void tap_destroy(struct net_backend *b)
 {
 	struct tap *t = to_tap(b);
@@ -93,6 +110,7 @@ static const struct net_backend_ops tap_ops = {
     .send = tap_send,
     .set_offload = tap_set_offload,
     .set_poll = tap_set_poll,
+    .wait_tx = tap_wait_tx,
     .destroy = tap_destroy,
 };
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 #define NET_QUEUE_SIZE 256
@@ -28,12 +29,16 @@ static_assert(NET_SEND_IOV_MAX == NET_IOV_CAP + 1, "a send is the header and a c
  * stops reading its sockets), and the guest's next receive-queue kick resumes it. Nothing is
  * dropped because the ring is full.
  * Chains popped for a frame are held in a small ring (stash) until used: with MRG_RXBUF a
- * frame may need several, and the last ones may arrive only after a kick.
+ * frame may need several, and the last ones may arrive only after a kick. Only stash_fill
+ * pops the receive queue, in avail order, and rx_deliver uses chains from the front, so the
+ * stash holds the most recent pops unless a chain that could not be mapped (-E2BIG) was
+ * popped and returned after them; each entry keeps its avail position to tell (net_drain).
  */
 struct rx_chain {
 	uint16_t head;
-	unsigned n;   /* writable iovecs */
-	uint32_t len; /* writable bytes */
+	uint16_t avail; /* the avail ring position it was popped from */
+	unsigned n;	/* writable iovecs */
+	uint32_t len;	/* writable bytes */
 	struct iovec iov[NET_IOV_CAP];
 };
 
@@ -201,6 +206,7 @@ static int stash_fill(struct virtio_net *n, uint64_t need, bool mrg, bool *pushe
 		if (n->stash_n == NET_RX_STASH)
 			return 1; /* as much as we hold: the caller sees it is not enough */
 		struct rx_chain *c = stash_at(n, n->stash_n);
+		uint16_t at = vq->last_avail;
 
 		ret = vq_pop(vq, &ch, c->iov, NET_IOV_CAP);
 		if (ret == 0) {
@@ -226,6 +232,7 @@ static int stash_fill(struct virtio_net *n, uint64_t need, bool mrg, bool *pushe
 			return -EIO;
 		}
 		c->head = ch.head;
+		c->avail = at;
 		c->n = ch.n_in;
 		c->len = (uint32_t)ch.in_len;
 		n->stash_n++;
@@ -286,7 +293,8 @@ static int rx_deliver(struct virtio_net *n, bool *pushed)
 
 /* The backend went away for good: tell the driver once (LINK_UP clears in the config space,
  * with a config interrupt), stop polling. Frames the guest still sends are dropped and
- * counted. The backend logged why. (Lock held.) */
+ * counted, the one waiting for room too: its chain goes back to the guest. The backend logged
+ * why. (Lock held.) */
 static bool net_link_check(struct virtio_net *n)
 {
 	if (n->link_down || !atomic_load(&n->be->gone))
@@ -294,6 +302,11 @@ static bool net_link_check(struct virtio_net *n)
 	n->link_down = true;
 	n->rx_len = 0;
 	set_poll(n, false, false);
+	if (n->tx_waiting && virtio_queue_ready(&n->vdev, NET_TXQ)) {
+		n->stats.tx_dropped++;
+		vq_push(&n->vdev.queues[NET_TXQ].vq, n->tx_head, 0);
+		virtio_queue_interrupt(&n->vdev, NET_TXQ);
+	}
 	n->tx_waiting = false;
 	if (n->vdev.status & VIRTIO_STATUS_DRIVER_OK)
 		virtio_config_changed(&n->vdev);
@@ -351,6 +364,7 @@ static int tx_send(struct virtio_net *n)
 
 	if (r == -EAGAIN)
 		return r;
+	n->tx_waiting = false; /* done with, whatever came of it: completed below, once */
 	if (net_link_check(n)) {
 		n->stats.tx_dropped++; /* no carrier */
 	} else if (r < 0) {
@@ -501,14 +515,105 @@ static void net_reset(struct virtio_dev *d)
 		(void)n->be->ops->set_offload(n->be, 0);
 }
 
-/* Snapshot: no receive chains held for a frame and no transmit chain waiting for the backend
- * (a frame read from the backend but not yet given to the guest is dropped, as on a link
- * that went down). */
+/* Snapshot: no receive chains held for a frame and no transmit chain waiting for the backend.
+ * A frame read from the backend but not yet given to the guest (rx_frame: no room for it) is
+ * not part of the device state: a VM that runs on after the snapshot still gets it, a VM
+ * restored from it never does, as on a link that went down. net_drain delivers it first when
+ * the guest's receive ring has room. */
 static bool net_quiesced(struct virtio_dev *d)
 {
 	const struct virtio_net *n = to_net(d);
 
 	return !n->stash_n && !n->tx_waiting;
+}
+
+/* Snapshot, transmit: send the frame that waits for the backend, waiting for room until ms
+ * have passed (never spinning: the backend's wait_tx sleeps in poll), then complete its chain
+ * as net_tx_resume does, with its used entry and interrupt. The rest of the ring is left to a
+ * kick, served once the event loop resumes (or by the restored device's own kick): a drain
+ * finishes what is in flight and starts nothing new. A frame the backend still has no room
+ * for keeps its chain and the device stays busy: the snapshot is refused, the frame goes
+ * later as usual. */
+static void drain_tx(struct virtio_net *n, unsigned ms)
+{
+	uint64_t deadline = clock_ms() + ms;
+
+	while (tx_send(n) == -EAGAIN) {
+		uint64_t now = clock_ms();
+
+		if (now >= deadline || !n->be->ops->wait_tx ||
+		    n->be->ops->wait_tx(n->be, (unsigned)(deadline - now))) {
+			log_info("%s: %s: no room for the waiting frame after %u ms", n->vdev.id,
+				 n->be->name, ms);
+			return;
+		}
+	}
+	n->tx_waiting = false;
+	set_poll(n, n->poll_rx, false);
+	virtio_queue_interrupt(&n->vdev, NET_TXQ);
+	virtio_dev_kick(&n->vdev, NET_TXQ);
+}
+
+/* Are the stashed chains the last ones popped, in avail order? Not when a chain that could not
+ * be mapped (-E2BIG) was popped and returned after the first of them. */
+static bool stash_is_tail(struct virtio_net *n, const struct virtq *vq)
+{
+	for (unsigned i = 0; i < n->stash_n; i++)
+		if (stash_at(n, i)->avail != (uint16_t)(vq->last_avail - n->stash_n + i))
+			return false;
+	return true;
+}
+
+/*
+ * Snapshot, receive. The frame waiting in rx_frame is delivered if the stash and the ring
+ * hold it now (the guest is parked: no buffer comes later). The chains still in the stash
+ * have no used entry and the guest has not seen them touched: they are given back to the
+ * ring (vq_rewind), so the device, this one or a restored one, pops them again, and the
+ * snapshot has no chain in flight. A stash that is not the tail of the pops (an -E2BIG chain
+ * in between) cannot be rewound: its chains go back used and empty, as a chain the device
+ * cannot use does in stash_fill; no frame is in them. A kick resumes receiving afterwards
+ * (avail_event does not ask the guest to kick for chains it published already).
+ */
+static void drain_rx(struct virtio_net *n)
+{
+	struct virtq *vq = &n->vdev.queues[NET_RXQ].vq;
+	struct vring_used_elem used[NET_RX_STASH];
+	bool pushed = false;
+
+	if (n->rx_len) {
+		int ret;
+
+		virtio_dispatch_begin(&n->vdev);
+		ret = rx_deliver(n, &pushed);
+		virtio_dispatch_end(&n->vdev);
+		if (ret < 0)
+			return; /* the ring is broken: NEEDS_RESET, the device stays busy */
+	}
+	if (n->stash_n && !(stash_is_tail(n, vq) && !vq_rewind(vq, (uint16_t)n->stash_n))) {
+		for (unsigned i = 0; i < n->stash_n; i++)
+			used[i] = (struct vring_used_elem){.id = stash_at(n, i)->head, .len = 0};
+		vq_push_many(vq, used, n->stash_n);
+		pushed = true;
+		log_info("%s: %u receive chains returned empty for the snapshot", n->vdev.id,
+			 n->stash_n);
+	}
+	n->stash_first = n->stash_n = 0;
+	n->stash_bytes = 0;
+	if (pushed)
+		virtio_queue_interrupt(&n->vdev, NET_RXQ);
+	virtio_dev_kick(&n->vdev, NET_RXQ);
+}
+
+/* Snapshot (lock held, event-loop thread, vCPUs parked): see drain_tx and drain_rx. A device
+ * that is not running (not DRIVER_OK, NEEDS_RESET) is left as it is. */
+static void net_drain(struct virtio_dev *d, unsigned ms)
+{
+	struct virtio_net *n = to_net(d);
+
+	if (n->tx_waiting && virtio_queue_ready(d, NET_TXQ))
+		drain_tx(n, ms);
+	if ((n->stash_n || n->rx_len) && virtio_queue_ready(d, NET_RXQ))
+		drain_rx(n);
 }
 
 static void net_config_read(struct virtio_dev *d, uint32_t off, void *buf, uint32_t len)
@@ -545,6 +650,7 @@ static const struct virtio_dev_ops net_ops = {
     .reset = net_reset,
     .destroy = net_destroy,
     .quiesced = net_quiesced,
+    .drain = net_drain,
 };
 
 int virtio_net_create_with(const struct virtio_env *env, const struct net_config *cfg,

@@ -335,6 +335,17 @@ int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov
 	return 1;
 }
 
+int vq_rewind(struct virtq *vq, uint16_t n)
+{
+	if (!vq_live(vq) || n > (uint16_t)(vq->last_avail - vq->used_idx))
+		return -EINVAL;
+	vq->last_avail = (uint16_t)(vq->last_avail - n);
+	/* Forget the cached count: the next vq_pop reads avail->idx again, checks it against
+	 * the rewound last_avail and fences as for any new batch. */
+	vq->avail_known = 0;
+	return 0;
+}
+
 void vq_push(struct virtq *vq, uint16_t head, uint32_t written)
 {
 	struct vring_used_elem e = {.id = head, .len = written};

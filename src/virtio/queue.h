@@ -139,6 +139,17 @@ bool vq_budget_end(struct virtq *vq);
  * Event-loop use: vq_disable_notify; pop/push until 0; if vq_enable_notify, repeat. */
 int vq_pop(struct virtq *vq, struct vq_chain *c, struct iovec *iov, unsigned iov_cap) __must_check;
 
+/* Give back the last n chains vq_pop took, untouched (no used entry written for them): the
+ * next vq_pop takes them again, in the same order, re-reading avail->idx with its checks.
+ * For a device that held chains without using them and must hand them over (a snapshot).
+ * The caller guarantees that the chains at avail positions [last_avail - n, last_avail) are
+ * all held and unpushed; the queue can only check that n is at most the chains taken and
+ * not pushed (last_avail - used_idx). used_idx and the EVENT_IDX shadow (signalled_used)
+ * do not move; avail_event is left as it is: the driver published these chains already and
+ * will not kick for them, so the caller must process the queue again itself (a kick).
+ * Returns 0, or -EINVAL (queue not ready or broken, or n too large). */
+int vq_rewind(struct virtq *vq, uint16_t n) __must_check;
+
 /* Put a completed chain on the used ring: `written` bytes were written to its writable
  * buffers. No-op on a queue that is not ready or broken, or for head >= size. */
 void vq_push(struct virtq *vq, uint16_t head, uint32_t written);

@@ -429,6 +429,67 @@ static void enable_disable_notify(void **state)
 	assert_int_equal(*avail_event, 2);
 }
 
+/* vq_rewind gives back the last chains popped and not pushed: they come out of vq_pop again,
+ * same heads, same buffers, after a fresh read of avail->idx; used_idx and the EVENT_IDX
+ * shadow do not move, and the interrupt decision after they are finally used is the usual
+ * one. It refuses more chains than are outstanding, and a broken queue. */
+static void rewind_pops(void **state)
+{
+	struct fx *f = *state;
+	uint16_t *used_event, *avail_event;
+
+	assert_int_equal(rearm(f, QSIZE, DESC_GPA, AVAIL_GPA, USED_GPA, true), 0);
+	used_event = &avail(f)->ring[QSIZE];
+	avail_event = (uint16_t *)&used(f)->ring[QSIZE];
+	for (unsigned i = 0; i < 4; i++) {
+		desc(f, i, BUF_GPA + 0x100 * i, 0x10 + i, VRING_DESC_F_WRITE, 0);
+		drv_add(f, (uint16_t)i);
+	}
+	expect_chain(f, 0, 0, 1, 0, 0x10);
+	vq_push(&f->vq, 0, 4);
+	assert_true(vq_should_notify(&f->vq)); /* first: signalled_used = 1 */
+	expect_chain(f, 1, 0, 1, 0, 0x11);
+	expect_chain(f, 2, 0, 1, 0, 0x12);
+	assert_int_equal(f->vq.last_avail, 3);
+	assert_int_equal(f->vq.avail_known, 1); /* chain 3 known, not taken */
+
+	assert_int_equal(vq_rewind(&f->vq, 3), -EINVAL); /* only 2 are outstanding */
+	assert_int_equal(f->vq.last_avail, 3);
+	assert_int_equal(vq_rewind(&f->vq, 0), 0);
+	assert_int_equal(vq_rewind(&f->vq, 2), 0);
+	assert_int_equal(f->vq.last_avail, 1);
+	assert_int_equal(f->vq.avail_known, 0); /* read again */
+	assert_int_equal(f->vq.used_idx, 1);
+	assert_int_equal(f->vq.signalled_used, 1);
+	assert_int_equal(vq_avail_count(&f->vq), 3);
+	assert_int_equal(vq_rewind(&f->vq, 1), -EINVAL); /* nothing outstanding any more */
+
+	/* The same chains again, then the one never taken. */
+	expect_chain(f, 1, 0, 1, 0, 0x11);
+	assert_ptr_equal(f->iov[0].iov_base, f->ram + BUF_GPA + 0x100);
+	expect_chain(f, 2, 0, 1, 0, 0x12);
+	expect_chain(f, 3, 0, 1, 0, 0x13);
+	assert_int_equal(pop(f), 0);
+	assert_false(vq_enable_notify(&f->vq));
+	assert_int_equal(*avail_event, 4);
+	struct vring_used_elem e[3] = {{1, 5}, {2, 6}, {3, 7}};
+	*used_event = 2; /* the driver wants an interrupt once entry 2 is used */
+	vq_push_many(&f->vq, e, 3);
+	assert_int_equal(used(f)->idx, 4);
+	assert_int_equal(used(f)->ring[1].id, 1);
+	assert_int_equal(used(f)->ring[3].id, 3);
+	assert_true(vq_should_notify(&f->vq));
+	*used_event = 4;
+	assert_false(vq_should_notify(&f->vq));
+
+	/* A broken queue gives nothing back. */
+	desc(f, 0, OUTSIDE, 1, 0, 0);
+	drv_add(f, 0);
+	assert_int_equal(pop(f), -EFAULT);
+	assert_true(f->vq.broken);
+	assert_int_equal(vq_rewind(&f->vq, 0), -EINVAL);
+}
+
 /* ---- per-dispatch budget ---- */
 
 /* Once the budget is spent vq_pop says "empty" and consumes nothing, vq_enable_notify says
@@ -705,6 +766,7 @@ int main(void)
 	    T(event_idx_notify),
 	    T(no_interrupt_flag),
 	    T(enable_disable_notify),
+	    T(rewind_pops),
 	    T(budget_stops_pop),
 	    T(budget_edges),
 	    T(bad_ring_indexes),
