@@ -16,6 +16,9 @@
  *        parked, the state and memory files: open with O_CREAT, rename), the stop and its
  *        clean-up.
  *  api   the API server: libmicrohttpd's accepting thread and a thread per connection.
+ *  setup the vCPUs' set-up thread at start-up (vmm/vm.c, "prep"), once it has started the vCPU
+ *        threads: the host's CPUID list, then each vCPU (KVM_CREATE_VCPU, its kvm_run mapping,
+ *        CPUID, MSRs, LAPIC). The only list with KVM_CREATE_VCPU, and it cannot make threads.
  * No list has execve, fork, ptrace, mount, socket, KVM_CREATE_VM or the like. ioctl is allowed
  * by request number only (compared on 32 bits: musl passes the request sign-extended), mmap and
  * mprotect never with PROT_EXEC, fcntl for a few commands, clone only for threads, and clone3
@@ -111,6 +114,14 @@ static const unsigned long api_ioctls[] = {
 	FIONREAD, FIONBIO, TCGETS,
 };
 
+/* The set-up thread: nothing beyond the common calls (its kvm_run mappings are mmap without
+ * PROT_EXEC, its allocations brk and mmap), and these requests. */
+static const unsigned long setup_ioctls[] = {
+	KVM_GET_SUPPORTED_CPUID, /* on /dev/kvm */
+	KVM_CREATE_VCPU,	 /* on the VM fd */
+	KVM_SET_CPUID2, KVM_SET_MSRS, KVM_GET_LAPIC, KVM_SET_LAPIC, /* on each new vCPU */
+};
+
 static const int fcntl_cmds[] = {
 	F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC, F_GETPIPE_SZ, F_SETPIPE_SZ,
 };
@@ -130,6 +141,7 @@ static const struct kind kinds[] = {
 	{ "vcpu", LIST(vcpu_calls), LIST(vcpu_ioctls), false, OPEN_NONE },
 	{ "vmm", LIST(vmm_calls), LIST(vmm_ioctls), false, OPEN_ANY }, /* snapshot files */
 	{ "api", LIST(api_calls), LIST(api_ioctls), true, OPEN_ANY },
+	{ "setup", NULL, 0, LIST(setup_ioctls), false, OPEN_NONE },
 };
 
 static _Noreturn void die(const char *what, const char *name, int err)

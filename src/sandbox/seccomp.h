@@ -6,10 +6,12 @@
  *  - the event loop (the main thread) in vm_run, after the vCPU threads exist (a thread
  *    inherits its creator's filter, and the vCPUs' calls are not the event loop's);
  *  - the API server's thread before libmicrohttpd starts (its threads inherit it), so before
- *    the first connection is accepted (api/server.c).
- * The start-up helper that creates the vCPUs and their threads (vmm/vm.c, "prep") has none:
- * it must not pass one on to them, it takes no guest or client input, and it has ended before
- * the guest's first instruction.
+ *    the first connection is accepted (api/server.c);
+ *  - the start-up helper that creates the vCPUs (vmm/vm.c, "prep") once it has started the
+ *    vCPU threads, before it fetches the CPUID or creates a vCPU: a thread inherits its
+ *    creator's filter, and the set-up list (KVM_CREATE_VCPU, no KVM_RUN) stacked on a vCPU
+ *    thread's would stop it at its first KVM_RUN.
+ * So every thread has one filter, its own.
  * A call outside the list stops kiln with one line naming the thread and the call (--seccomp
  * on, the default), or goes through and is logged by the kernel (--seccomp log). */
 #pragma once
@@ -35,6 +37,6 @@ const char *seccomp_mode_name(enum seccomp_mode m);
 int seccomp_enter(enum seccomp_kind kind, const char *name, char *err, size_t errlen) __must_check;
 
 /* Test builds only (-Dtest_hooks=true): when KILN_TEST_SECCOMP names this thread's kind, make
- * a call outside its list (KVM_CREATE_VM on kvm_fd from a vCPU, else an execve), which must stop
- * kiln. A no-op in other builds. */
+ * a call outside its list (KVM_CREATE_VM on kvm_fd from a vCPU or the set-up thread, else an
+ * execve), which must stop kiln. A no-op in other builds. */
 void seccomp_test_violation(enum seccomp_kind kind, int kvm_fd);

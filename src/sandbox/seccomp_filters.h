@@ -8,9 +8,10 @@
 
 /* The thread kinds, each with its own allowlist (the lists: tools/seccomp_gen.c). */
 enum seccomp_kind {
-	SECCOMP_VCPU, /* a vCPU: KVM_RUN and the exits' device handlers */
-	SECCOMP_VMM,  /* the event loop (main thread) */
-	SECCOMP_API,  /* the API server's threads */
+	SECCOMP_VCPU,  /* a vCPU: KVM_RUN and the exits' device handlers */
+	SECCOMP_VMM,   /* the event loop (main thread) */
+	SECCOMP_API,   /* the API server's threads */
+	SECCOMP_SETUP, /* the vCPUs' set-up thread at start-up (vmm/vm.c, "prep") */
 	SECCOMP_NR_KINDS,
 };
 

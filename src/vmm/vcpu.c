@@ -38,12 +38,20 @@ int vcpu_signal_setup(void)
 	return sigaction(VCPU_KICK_SIGNAL, &sa, NULL) < 0 ? -errno : 0;
 }
 
-int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t errlen)
+void vcpu_init(struct vm *vm, struct vcpu *v, unsigned id)
 {
-	int ret;
 	memset(v, 0, sizeof(*v));
 	v->vm = vm;
 	v->id = id;
+	v->fd = -1;
+}
+
+/* On the set-up thread, under its seccomp list (vm.c, "prep"): every call here is on it. */
+int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
+{
+	unsigned id = v->id;
+	int ret;
+
 	v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)id);
 	if (v->fd < 0) {
 		ret = -errno;
@@ -423,7 +431,11 @@ void vcpu_release_all(struct vm *vm)
 
 void vcpu_kick(struct vcpu *v)
 {
-	if (!v->thread_started)
+	/* Before the start gate opens, the thread is not in KVM_RUN and checks for a stop once
+	 * past the gate; its vCPU may not even exist yet (the set-up thread starts the threads
+	 * first, vm.c), nor may the other threads have started: the set-up thread still writes
+	 * thread_started and run. vcpus_go is set after prep_join, which orders those writes. */
+	if (!atomic_load(&v->vm->vcpus_go) || !v->thread_started)
 		return;
 	/* immediate_exit covers the window where the thread is about to enter KVM_RUN; the
 	 * signal covers a thread already inside it. */

@@ -317,9 +317,10 @@ static int setup_memory(struct vm *vm, const struct vm_restore *r, char *err, si
  */
 bool kvm_host_is_pvm(void) { return access("/sys/module/kvm_pvm", F_OK) == 0; }
 
+/* The quirk, on this thread once the VM exists (KVM_ENABLE_CAP is on no seccomp list); the
+ * CPUID features are hidden by the set-up thread (create_vcpus). */
 static void pvm_host_setup(struct vm *vm)
 {
-	x86_cpuid_mask_hypercall_features(vm->cpuid);
 	int quirks = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DISABLE_QUIRKS2);
 	if (quirks > 0 && (quirks & KVM_X86_QUIRK_FIX_HYPERCALL_INSN)) {
 		struct kvm_enable_cap cap = { .cap = KVM_CAP_DISABLE_QUIRKS2,
@@ -339,6 +340,15 @@ static void pvm_host_setup(struct vm *vm)
  * CPUID; it creates the vCPUs once vm_create has made the irqchip (KVM requires that order)
  * and says so (prep_release); prep_join collects them, and without a thread (pthread_create
  * failed) does the work itself. Only the boot registers wait for the kernel load.
+ *
+ * The set-up thread has a seccomp list of its own ("setup", sandbox/seccomp.h), with
+ * KVM_CREATE_VCPU and the vCPU set-up ioctls, and it starts the vCPU threads. A new thread
+ * inherits its creator's filter, and stacked filters must all allow a call: a vCPU thread
+ * started under the set-up list could not run KVM_RUN. So the set-up thread starts every vCPU
+ * thread first, while it has no filter (start_vcpu_threads: each thread installs the vCPU list
+ * and waits at the start gate, reading nothing but its id until vm_run opens the gate, after
+ * prep_join), then installs its own list, and only then fetches the CPUID and creates the
+ * vCPUs. Each thread ends up with exactly one filter, and the set-up list needs no clone.
  */
 static int fetch_cpuid(struct vm *vm, char *err, size_t errlen)
 {
@@ -346,6 +356,26 @@ static int fetch_cpuid(struct vm *vm, char *err, size_t errlen)
 
 	if (ret)
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+	return ret;
+}
+
+/* The vCPU array, and a thread for each vCPU before the vCPU itself exists. */
+static int start_vcpu_threads(struct vm *vm, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		snprintf(err, errlen, "out of memory for %u vCPUs", vm->nr_vcpus);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_init(vm, &vm->vcpus[i], i);
+	/* Each installs its filter while the VM is still being built, off the start-up's
+	 * critical path, then waits for vm_run. */
+	for (unsigned i = 0; i < vm->nr_vcpus && !ret; i++)
+		if ((ret = vcpu_start(&vm->vcpus[i])))
+			snprintf(err, errlen, "vcpu %u: thread: %s", i, strerror(-ret));
 	return ret;
 }
 
@@ -357,38 +387,33 @@ static int create_vcpus(struct vm *vm, char *err, size_t errlen)
 	if (ret)
 		return ret;
 	if (vm->host_pvm)
-		pvm_host_setup(vm);
-	vm->vcpus = calloc(vm->nr_vcpus, sizeof(*vm->vcpus));
-	if (!vm->vcpus) {
-		snprintf(err, errlen, "out of memory for %u vCPUs", vm->nr_vcpus);
-		return -ENOMEM;
-	}
-	for (unsigned i = 0; i < vm->nr_vcpus; i++)
-		vm->vcpus[i].fd = -1;
+		x86_cpuid_mask_hypercall_features(vm->cpuid);
 	for (unsigned i = 0; i < vm->nr_vcpus && !ret; i++)
-		ret = vcpu_create(vm, &vm->vcpus[i], i, err, errlen);
-	/* The threads too, now: each installs its seccomp filter while the VM is still being
-	 * built, off the start-up's critical path, then waits for vm_run. They are started by a
-	 * thread without a filter of its own (this one, or the main thread before vm_run), as a
-	 * new thread inherits its creator's. */
-	for (unsigned i = 0; i < vm->nr_vcpus && !ret; i++)
-		if ((ret = vcpu_start(&vm->vcpus[i])))
-			snprintf(err, errlen, "vcpu %u: thread: %s", i, strerror(-ret));
+		ret = vcpu_create(vm, &vm->vcpus[i], err, errlen);
 	return ret;
 }
 
 static void *prep_thread(void *opaque)
 {
 	struct vm *vm = opaque;
-	int ret = fetch_cpuid(vm, vm->prep.err, sizeof(vm->prep.err)), go;
+	char *err = vm->prep.err;
+	size_t errlen = sizeof(vm->prep.err);
+	int ret, go;
 
+	pthread_setname_np(pthread_self(), "vcpu-setup");
+	/* The vCPU threads before this thread's filter: they must not inherit it (above). */
+	ret = start_vcpu_threads(vm, err, errlen);
+	if (!ret && !(ret = seccomp_enter(SECCOMP_SETUP, "vcpu-setup", err, errlen))) {
+		seccomp_test_violation(SECCOMP_SETUP, vm->kvm_fd);
+		ret = fetch_cpuid(vm, err, errlen);
+	}
 	pthread_mutex_lock(&vm->prep.lock);
 	while (!vm->prep.irqchip)
 		pthread_cond_wait(&vm->prep.cond, &vm->prep.lock);
 	go = vm->prep.irqchip > 0;
 	pthread_mutex_unlock(&vm->prep.lock);
 	if (!ret && go)
-		ret = create_vcpus(vm, vm->prep.err, sizeof(vm->prep.err));
+		ret = create_vcpus(vm, err, errlen);
 	vm->prep.ret = ret;
 	return NULL;
 }
@@ -421,12 +446,15 @@ static void prep_release(struct vm *vm, bool ok)
 	pthread_mutex_unlock(&vm->prep.lock);
 }
 
+/* Without a set-up thread, this thread (no filter before vm_run) does its work in line. */
 static int prep_join(struct vm *vm, char *err, size_t errlen)
 {
 	int ret;
 
-	if (!vm->prep.started)
-		return create_vcpus(vm, err, errlen);
+	if (!vm->prep.started) {
+		ret = start_vcpu_threads(vm, err, errlen);
+		return ret ? ret : create_vcpus(vm, err, errlen);
+	}
 	pthread_join(vm->prep.thread, NULL);
 	pthread_cond_destroy(&vm->prep.cond);
 	pthread_mutex_destroy(&vm->prep.lock);
@@ -508,6 +536,8 @@ static int create_vm_fd(struct vm *vm, char *err, size_t errlen)
 		snprintf(err, errlen, "KVM TSS/identity map set-up: %s", strerror(errno));
 		return ret;
 	}
+	if (vm->host_pvm)
+		pvm_host_setup(vm);
 	return 0;
 }
 

@@ -181,9 +181,13 @@ void vm_pause_wake(struct vm *vm);
 void vcpu_park(struct vcpu *v);
 
 /* vcpu.c */
-int vcpu_create(struct vm *vm, struct vcpu *v, unsigned id, char *err, size_t errlen) __must_check;
-/* Start the vCPU's thread: it installs its seccomp filter, then waits for vcpu_release_all
- * (the VM built, the event loop confined) before its first KVM_RUN. */
+/* vCPU id of vm, with no fd or kvm_run yet: what vcpu_start and vcpu_create need. */
+void vcpu_init(struct vm *vm, struct vcpu *v, unsigned id);
+/* KVM_CREATE_VCPU, the kvm_run mapping, CPUID, MSRs and LAPIC (the set-up thread's calls). */
+int vcpu_create(struct vm *vm, struct vcpu *v, char *err, size_t errlen) __must_check;
+/* Start the vCPU's thread (after vcpu_init; before or after vcpu_create): it installs its
+ * seccomp filter, then waits for vcpu_release_all (the VM built, the event loop confined)
+ * before it touches the vCPU's fd or kvm_run. */
 int vcpu_start(struct vcpu *v) __must_check;
 void vcpu_kick(struct vcpu *v);
 /* Let the vCPU threads, each under its own seccomp filter, enter the guest (vm->vcpus_go). */

@@ -2,12 +2,14 @@
 # seccomp.sh: the seccomp allowlists of a running kiln (issue 14, docs/security.md), for each
 # build given (the static kiln and the glibc one):
 #  - `kiln run` and `kiln api` (a VM started over the API, a client connection held open):
-#    every thread shows "Seccomp: 2" in /proc/PID/task/*/status;
+#    every thread shows "Seccomp: 2" in /proc/PID/task/*/status, and "Seccomp_filters: 1"
+#    where the kernel counts them: one list each, none inherited from the thread that created
+#    it (the vCPU threads' creator, the set-up thread, has a list of its own);
 #  - `--seccomp off`: none does;
 #  - with the test hooks compiled in (-Dtest_hooks=true): each thread kind makes a call outside
-#    its list (KILN_TEST_SECCOMP=vcpu|vmm|api) and kiln stops with status 159 and one line
-#    naming the thread and the call; under `--seccomp log` the same call goes through and kiln
-#    runs on.
+#    its list (KILN_TEST_SECCOMP=vcpu|vmm|api|setup; setup: the short-lived thread that creates
+#    the vCPUs) and kiln stops with status 159 and one line naming the thread and the call;
+#    under `--seccomp log` the same call goes through and kiln runs on.
 #
 # usage: seccomp.sh HOOKS(yes|no) GUEST KILN...   (GUEST: tick.elf, which runs until stopped)
 set -u
@@ -37,14 +39,18 @@ wait_for() {
 	return 1
 }
 
-# every_thread WANT MIN: each thread of $pid has "Seccomp: WANT"; at least MIN threads.
+# every_thread WANT MIN: each thread of $pid has "Seccomp: WANT" and, with a filter, exactly
+# one ("Seccomp_filters: 1", where the kernel shows the count); at least MIN threads.
 every_thread() {
-	local want=$1 min=$2 n=0 t mode name
+	local want=$1 min=$2 n=0 t mode filters name
 	for t in /proc/"$pid"/task/*; do
 		mode=$(sed -n 's/^Seccomp:[[:space:]]*//p' "$t/status" 2>/dev/null) || continue
 		[ -n "$mode" ] || continue
+		filters=$(sed -n 's/^Seccomp_filters:[[:space:]]*//p' "$t/status" 2>/dev/null)
 		name=$(cat "$t/comm" 2>/dev/null)
 		[ "$mode" = "$want" ] || fail "$label: thread $name (${t##*/}) has Seccomp: $mode, not $want"
+		[ "$want" = 2 ] && [ -n "$filters" ] && [ "$filters" != 1 ] &&
+			fail "$label: thread $name (${t##*/}) runs under $filters filters, not 1"
 		n=$((n + 1))
 	done
 	[ "$n" -ge "$min" ] || fail "$label: $n threads, expected at least $min"
@@ -133,6 +139,14 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(3)' "$dir/
 	KILN_TEST_SECCOMP=vmm "${run[@]}" </dev/null >/dev/null 2>"$dir/err" &
 	pid=$!
 	expect_stop "$b event loop" '^kiln: seccomp: thread event-loop made system call 59 \(execve'
+	# The set-up thread: KVM_CREATE_VM (0xae01) is the main thread's alone.
+	KILN_TEST_SECCOMP=setup "${run[@]}" </dev/null >/dev/null 2>"$dir/err" &
+	pid=$!
+	expect_stop "$b set-up" \
+		'^kiln: seccomp: thread vcpu-setup made system call 16 \(ioctl, arguments 0x[0-9a-f]+, 0xae01\), which its allowlist does not allow'
+	# ... and over the API: InstanceStart's set-up thread.
+	start_api "$kiln" KILN_TEST_SECCOMP=setup
+	expect_stop "$b api set-up" '^kiln: seccomp: thread vcpu-setup made system call 16 \(ioctl'
 	rm -f "$dir/api.sock"
 	KILN_TEST_SECCOMP=api "$kiln" api --api-sock "$dir/api.sock" </dev/null >/dev/null 2>"$dir/err" &
 	pid=$!
@@ -147,6 +161,17 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(3)' "$dir/
 		fail "$label: the call did not go through"
 	grep -q 'kiln: seccomp: thread' "$dir/err" && fail "$label: stopped on the call"
 	every_thread 2 3
+	stop_kiln
+	echo "$label: the call went through, kiln ran on"
+
+	label="$b run --seccomp log (set-up thread)"
+	fresh_out
+	KILN_TEST_SECCOMP=setup "${run[@]}" --seccomp log </dev/null >/dev/null 2>"$dir/err" &
+	pid=$!
+	wait_for "$dir/out" '^tick 2 ' || fail "$label: the guest did not tick"
+	grep -q "the setup thread's forbidden call went through" "$dir/err" ||
+		fail "$label: the call did not go through"
+	grep -q 'kiln: seccomp: thread' "$dir/err" && fail "$label: stopped on the call"
 	stop_kiln
 	echo "$label: the call went through, kiln ran on"
 done

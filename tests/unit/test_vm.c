@@ -1,6 +1,8 @@
 /* test_vm.c: vm_create and vm_destroy against the real /dev/kvm: the vCPU set-up thread's
- * success and failure paths (src/vmm/vm.c, "prep"), without running the guest. Skipped
- * without KVM. Under ASan this is where a leak or a use after free in the unwinding shows. */
+ * success and failure paths (src/vmm/vm.c, "prep"), without running the guest, and its
+ * seccomp list. Skipped without KVM. Under ASan this is where a leak or a use after free in
+ * the unwinding shows. */
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,10 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "config.h"
+#include "kiln-build.h"
+#include "sandbox/seccomp.h"
 #include "vmm/vm.h"
 
 #include "tmpfile.h"
@@ -48,8 +54,77 @@ static void config(struct vm_config *c, char *kernel, unsigned cpus)
 	c->serial_mode = SERIAL_OFF;
 }
 
+/* A "Field:\t<number>" line of /proc/self/task/TID/status, or -1 without it. */
+static long task_status(const char *tid, const char *field)
+{
+	char path[300], line[128];
+	size_t n = strlen(field);
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%s/status", tid);
+	if (!(f = fopen(path, "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n) && line[n] == ':') {
+			v = strtol(line + n + 1, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* Threads named vcpu<digit> in filter mode 2 (checked for want_filters filters each where
+ * the kernel counts them), and whether any thread is still named vcpu-setup. */
+static unsigned confined_vcpu_threads(long want_filters, bool *setup_left)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	*setup_left = false;
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = '\0';
+		fclose(f);
+		if (!strcmp(comm, "vcpu-setup\n"))
+			*setup_left = true;
+		if (strncmp(comm, "vcpu", 4) || comm[4] < '0' || comm[4] > '9' ||
+		    task_status(e->d_name, "Seccomp") != 2)
+			continue;
+		long filters = task_status(e->d_name, "Seccomp_filters");
+		if (filters >= 0)
+			assert_int_equal(filters, want_filters);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* Each vCPU thread installs its list once it runs (asynchronously): wait up to 5 s for all. */
+static void expect_vcpu_filters(unsigned cpus)
+{
+	bool setup_left = false;
+	unsigned n = 0;
+
+	for (int i = 0; i < 500 && (n = confined_vcpu_threads(1, &setup_left)) < cpus; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+	assert_int_equal(n, cpus);
+	assert_false(setup_left); /* joined */
+}
+
 /* Every vCPU comes back from the set-up thread with its fd, kvm_run and the BSP's registers;
- * the PIT exists; destroy takes it all down. */
+ * the PIT exists; each vCPU thread runs under one seccomp filter, the vCPU list, not the
+ * set-up thread's as well (vm.c, "prep"); destroy takes it all down. */
 static void test_create(void **state)
 {
 	struct vm_config c;
@@ -74,6 +149,7 @@ static void test_create(void **state)
 		assert_int_equal(regs.rip, LOAD_GPA);
 		struct kvm_pit_state2 pit;
 		assert_int_equal(ioctl(vm.vm_fd, KVM_GET_PIT2, &pit), 0);
+		expect_vcpu_filters(cpus);
 		vm_destroy(&vm);
 		assert_null(vm.vcpus);
 		unlink(c.kernel_path);
@@ -126,6 +202,55 @@ static void test_repeat(void **state)
 	vm_config_free(&c);
 }
 
+/* The set-up thread runs under its own list: with the test hook, the KVM_CREATE_VM it makes
+ * right after installing it (a call only the main thread may make) stops the process with
+ * status 159 and the SIGSYS handler's line naming the thread and the ioctl. In a child. */
+static void test_setup_filtered(void **state)
+{
+	struct vm_config c;
+	char *out = tmp_file("", 0), buf[1024] = "";
+	int status, fd;
+	pid_t pid;
+	(void)state;
+
+	need_kvm();
+#ifndef KILN_TEST_HOOKS
+	print_message("test hooks not compiled in (-Dtest_hooks=false): skipping\n");
+	rm_file(out);
+	skip();
+#endif
+	config(&c, tiny_kernel(), 2);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct vm vm;
+		char err[256];
+
+		fd = open(out, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || dup2(fd, 2) < 0)
+			_exit(2);
+		setenv("KILN_TEST_SECCOMP", "setup", 1);
+		seccomp_mode_set(SECCOMP_MODE_ON);
+		if (vm_create(&vm, &c, err, sizeof(err)) == 0)
+			vm_destroy(&vm);
+		_exit(1); /* the hook's call went through, or never ran */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	fd = open(out, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(read(fd, buf, sizeof(buf) - 1) >= 0);
+	close(fd);
+	print_message("%s", buf);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 159);
+	assert_non_null(strstr(buf, "kiln: seccomp: thread vcpu-setup made system call 16 "
+				    "(ioctl, arguments 0x"));
+	assert_non_null(strstr(buf, ", 0xae01), which its allowlist does not allow"));
+	rm_file(out);
+	unlink(c.kernel_path);
+	vm_config_free(&c);
+}
+
 int main(void)
 {
 	/* Every test here needs KVM: without it the program is meson's SKIP (77), which
@@ -138,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_create),
 		cmocka_unit_test(test_bad_kernel),
 		cmocka_unit_test(test_repeat),
+		cmocka_unit_test(test_setup_filtered),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
