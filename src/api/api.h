@@ -262,11 +262,19 @@ int api_logger_apply(struct api *a, const struct api_logger_config *l, char *err
 int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen) __must_check;
 void api_server_stop(struct api *a);
 
-/* routes.c: handle one complete request. Returns the HTTP status and sets *body to a
- * malloc'd JSON text (NULL for no body, as with 204) and *allow to the allowed methods for
- * 405. body may be NULL when len is 0. */
+/* The response's headers besides Content-Type, as the handler sets them. */
+struct api_headers {
+	const char *allow; /* 405: the allowed methods (Allow) */
+	/* The request used a deprecated field (snapshot/load's mem_file_path or
+	 * enable_diff_snapshots, machine-config's cpu_template): "Deprecation: true", as
+	 * Firecracker answers once such a body has parsed, whatever the outcome. */
+	bool deprecation;
+};
+
+/* routes.c: handle one complete request. Returns the HTTP status, sets *body to a malloc'd
+ * JSON text (NULL for no body, as with 204) and fills *hdr. body may be NULL when len is 0. */
 unsigned api_route(struct api *a, const char *method, const char *url, const char *body, size_t len,
-		   char **out, const char **allow);
+		   char **out, struct api_headers *hdr);
 /* A {"fault_message": msg} body (malloc'd). */
 char *api_fault(const char *msg);
 
