@@ -99,6 +99,13 @@ void api_config_init(struct api_config *c);
 void api_config_free(struct api_config *c);
 /* Deep copy; returns 0 or -ENOMEM (dst then holds nothing to free). */
 int api_config_copy(struct api_config *dst, const struct api_config *src) __must_check;
+/* Deep copy of a VM's configuration; 0 or -ENOMEM (dst then holds nothing to free). */
+int api_vm_config_copy(struct vm_config *dst, const struct vm_config *src) __must_check;
+/* After a snapshot load: c shows the restored VM, whose configuration vm (the snapshot's, with
+ * the load's overrides, copied by api_vm_config_copy) it takes over; the logger and metrics
+ * stay. There is no boot source (a restore loads no kernel) and no serial section (the
+ * restored serial port writes to stdout). */
+void api_config_take_restored(struct api_config *c, struct vm_config *vm, bool track_dirty);
 
 /* Parse body (len bytes, need not be NUL-terminated) of the given kind and apply it to c.
  * id is the {id} of the URL for drives and network interfaces (else NULL). Either the whole
