@@ -247,31 +247,6 @@ static void test_diff_rebase(void **st)
 	kill(k2.pid, SIGKILL);
 }
 
-/* Start kiln-uffd-handler SOCK MEMFILE (its output in LOG); returns its pid once it listens. */
-static pid_t start_handler(const char *sock, const char *mem, const char *log)
-{
-	const char *bin = getenv("KILN_UFFD_HANDLER");
-	pid_t pid;
-
-	assert_non_null(bin);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(bin, bin, sock, mem, (char *)NULL);
-		_exit(127);
-	}
-	/* Its socket appears once it listens. */
-	for (int i = 0; i < 500 && access(sock, F_OK); i++)
-		sleep_ms(10);
-	assert_int_equal(access(sock, F_OK), 0);
-	return pid;
-}
-
 /* The Uffd backend: guest RAM served page by page by a handler process (Firecracker's
  * handshake); the count goes on as with a file, and a handler that dies stops the VM with a
  * line saying why. */
@@ -287,7 +262,7 @@ static void test_restore_uffd(void **st)
 	snprintf(sock, sizeof(sock), "%s", kiln_file(&k2, "uffd.sock"));
 	snprintf(mem, sizeof(mem), "%s", kiln_file(&k, "vm.mem"));
 	snprintf(log, sizeof(log), "%s", kiln_file(&k2, "handler.log"));
-	pid_t h = start_handler(sock, mem, log);
+	pid_t h = uffd_handler_start(sock, mem, log);
 
 	kiln_start(&k2, true, (const char *const[]){"--id", "uffd", NULL});
 	expect(k2.sock, "PUT", "/snapshot/load",
@@ -308,7 +283,7 @@ static void test_restore_uffd(void **st)
 	kiln_prepare(&k2);
 	snprintf(sock, sizeof(sock), "%s", kiln_file(&k2, "uffd.sock"));
 	snprintf(log, sizeof(log), "%s", kiln_file(&k2, "handler.log"));
-	h = start_handler(sock, mem, log);
+	h = uffd_handler_start(sock, mem, log);
 	kiln_start(&k2, true, (const char *const[]){"--id", "uffd2", NULL});
 	expect(k2.sock, "PUT", "/snapshot/load",
 	       body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "
