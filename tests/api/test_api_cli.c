@@ -287,6 +287,11 @@ static void test_snapshot_restore(void **st)
 	http(k2.sock, "GET", "/", NULL, &r);
 	assert_string_equal(json_field(r.body, "id"), "restored-1");
 	assert_string_equal(json_field(r.body, "state"), "Paused");
+	/* The restored VM's configuration: `kiln run --memory 64`'s, with the restore's flag. */
+	const char *cfg = vm_config(k2.sock);
+	assert_int_equal(json_int(cfg, "machine-config/mem_size_mib"), 64);
+	assert_int_equal(json_int(cfg, "machine-config/vcpu_count"), 1);
+	assert_non_null(strstr(cfg, "\"track_dirty_pages\":true"));
 	sleep_ms(400);
 	assert_int_equal(count_lines(k2.out, "tick "), 0);
 	/* A VM paused before the snapshot stays paused after it. */
