@@ -208,6 +208,7 @@ struct api_counters {
 	_Atomic uint64_t body_bytes, body_too_large, connections;
 	_Atomic uint64_t connections_refused; /* over API_MAX_CONNECTIONS, or another uid */
 	_Atomic uint64_t connections_timed_out; /* dropped after API_IO_TIMEOUT_MS */
+	_Atomic uint64_t deprecated;		/* answered with Deprecation: true */
 };
 
 struct api_server;

@@ -129,6 +129,7 @@ static unsigned apply(struct req *r, enum api_body kind)
 static void deprecated(struct req *r, const char *what)
 {
 	r->hdr->deprecation = true;
+	atomic_fetch_add(&r->a->counters.deprecated, 1);
 	log_warn("api: %s", what);
 }
 

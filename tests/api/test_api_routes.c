@@ -372,9 +372,12 @@ static bool deprecation(const struct resp *r)
  * parsed, whatever the outcome; a body refused as malformed, or one without them, has none. */
 static void test_deprecation(void **state)
 {
-	char snap[300], mem[300], b[1024];
+	char snap[300], mem[300], b[1024], line[4096];
 	struct resp r;
 	(void)state;
+
+	expect(k.sock, "PUT", "/metrics", with_path("{\"metrics_path\": \"%s\"}", "metrics.json"),
+	       204, NULL);
 
 	http(k.sock, "PUT", "/machine-config",
 	     "{\"vcpu_count\": 1, \"mem_size_mib\": 128, \"cpu_template\": \"None\"}", &r);
@@ -426,6 +429,10 @@ static void test_deprecation(void **state)
 	assert_false(deprecation(&r));
 	http(k.sock, "GET", "/", NULL, &r);
 	assert_false(deprecation(&r));
+	/* Counted in the metrics, as Firecracker's deprecated_http_api_calls. */
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", 204, NULL);
+	file_last_line(kiln_file(&k, "metrics.json"), line, sizeof(line));
+	assert_int_equal(json_int(line, "api/deprecated_requests"), 4);
 }
 
 static void test_http_errors(void **state)
