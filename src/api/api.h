@@ -99,6 +99,13 @@ void api_config_init(struct api_config *c);
 void api_config_free(struct api_config *c);
 /* Deep copy; returns 0 or -ENOMEM (dst then holds nothing to free). */
 int api_config_copy(struct api_config *dst, const struct api_config *src) __must_check;
+/* Deep copy of a VM's configuration; 0 or -ENOMEM (dst then holds nothing to free). */
+int api_vm_config_copy(struct vm_config *dst, const struct vm_config *src) __must_check;
+/* After a snapshot load: c shows the restored VM, whose configuration vm (the snapshot's, with
+ * the load's overrides, copied by api_vm_config_copy) it takes over; the logger and metrics
+ * stay. There is no boot source (a restore loads no kernel) and no serial section (the
+ * restored serial port writes to stdout). */
+void api_config_take_restored(struct api_config *c, struct vm_config *vm, bool track_dirty);
 
 /* Parse body (len bytes, need not be NUL-terminated) of the given kind and apply it to c.
  * id is the {id} of the URL for drives and network interfaces (else NULL). Either the whole
@@ -201,6 +208,7 @@ struct api_counters {
 	_Atomic uint64_t body_bytes, body_too_large, connections;
 	_Atomic uint64_t connections_refused; /* over API_MAX_CONNECTIONS, or another uid */
 	_Atomic uint64_t connections_timed_out; /* dropped after API_IO_TIMEOUT_MS */
+	_Atomic uint64_t deprecated;		/* answered with Deprecation: true */
 };
 
 struct api_server;
@@ -262,11 +270,19 @@ int api_logger_apply(struct api *a, const struct api_logger_config *l, char *err
 int api_server_start(struct api *a, const char *sock_path, char *err, size_t errlen) __must_check;
 void api_server_stop(struct api *a);
 
-/* routes.c: handle one complete request. Returns the HTTP status and sets *body to a
- * malloc'd JSON text (NULL for no body, as with 204) and *allow to the allowed methods for
- * 405. body may be NULL when len is 0. */
+/* The response's headers besides Content-Type, as the handler sets them. */
+struct api_headers {
+	const char *allow; /* 405: the allowed methods (Allow) */
+	/* The request used a deprecated field (snapshot/load's mem_file_path or
+	 * enable_diff_snapshots, machine-config's cpu_template): "Deprecation: true", as
+	 * Firecracker answers once such a body has parsed, whatever the outcome. */
+	bool deprecation;
+};
+
+/* routes.c: handle one complete request. Returns the HTTP status, sets *body to a malloc'd
+ * JSON text (NULL for no body, as with 204) and fills *hdr. body may be NULL when len is 0. */
 unsigned api_route(struct api *a, const char *method, const char *url, const char *body, size_t len,
-		   char **out, const char **allow);
+		   char **out, struct api_headers *hdr);
 /* A {"fault_message": msg} body (malloc'd). */
 char *api_fault(const char *msg);
 

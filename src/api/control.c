@@ -162,6 +162,7 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 			 size_t n)
 {
 	struct api *a = &m->a;
+	struct vm_config shown; /* the restored configuration, for GET /vm/config */
 	const char *what;
 	char msg[400];
 	int ret;
@@ -170,11 +171,13 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 	what = configured(&a->cfg);
 	if (a->state != API_NOT_STARTED || what) {
 		pthread_mutex_unlock(&a->lock);
-		if (what)
-			snprintf(err, n, "a snapshot loads only into a fresh microVM: %s was "
-					 "configured", what);
-		else
+		if (a->state != API_NOT_STARTED) /* after a load, cfg shows its VM */
 			snprintf(err, n, "the microVM is already running");
+		else
+			snprintf(err, n,
+				 "a snapshot loads only into a fresh microVM: %s was "
+				 "configured",
+				 what);
 		return -EINVAL;
 	}
 	a->state = API_STARTING;
@@ -188,6 +191,8 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 						l->net_overrides[i].host_dev_name, msg, sizeof(msg));
 	if (!ret)
 		ret = vm_config_validate(&m->restore.cfg, msg, sizeof(msg));
+	if (!ret && (ret = api_vm_config_copy(&shown, &m->restore.cfg)))
+		snprintf(msg, sizeof(msg), "out of memory");
 	if (ret) {
 		snprintf(err, n, "%s", msg);
 		goto fail_restore;
@@ -198,18 +203,23 @@ static int load_snapshot(struct control *m, const struct api_snapshot_load *l, c
 	m->restore.uffd_sock = NULL; /* the command's, used only while the VM was built */
 	if (ret) {
 		snprintf(err, n, "%s", msg);
-		goto fail_restore;
+		goto fail_shown;
 	}
 	if ((ret = go_live(m, err, n)))
-		goto fail_restore;
+		goto fail_shown;
 	if (!l->resume_vm && (ret = vm_pause_preboot(&m->vm)))
 		log_warn("snapshot/load: holding device handlers: %s", strerror(-ret));
 	m->restored = true;
-	set_state(a, l->resume_vm ? API_RUNNING : API_PAUSED);
+	pthread_mutex_lock(&a->lock);
+	api_config_take_restored(&a->cfg, &shown, l->track_dirty_pages);
+	a->state = l->resume_vm ? API_RUNNING : API_PAUSED;
+	pthread_mutex_unlock(&a->lock);
 	log_info("api: snapshot loaded from %s: %u vCPUs, %llu MiB, %s", l->snapshot_path,
 		 m->restore.cfg.cpus, (unsigned long long)(m->restore.cfg.mem_size / MiB),
 		 l->resume_vm ? "running" : "paused");
 	return 0;
+fail_shown:
+	vm_config_free(&shown);
 fail_restore:
 	vm_restore_free(&m->restore);
 	set_state(a, API_NOT_STARTED);

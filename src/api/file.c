@@ -68,6 +68,30 @@ static int copy_vm(struct vm_config *dst, const struct vm_config *src)
 	return 0;
 }
 
+int api_vm_config_copy(struct vm_config *dst, const struct vm_config *src)
+{
+	return copy_vm(dst, src);
+}
+
+void api_config_take_restored(struct api_config *c, struct vm_config *vm, bool track_dirty)
+{
+	vm_config_free(&c->vm);
+	c->vm = *vm;
+	vm_config_init(vm);
+	/* What the snapshot does not hold: the kernel and its command line (in guest RAM now),
+	 * output paths (host state), the drives' partuuid (it went into the command line). */
+	free(c->vm.kernel_path);
+	free(c->vm.initrd_path);
+	free(c->vm.cmdline);
+	c->vm.kernel_path = c->vm.initrd_path = c->vm.cmdline = NULL;
+	c->vm.track_dirty_pages = track_dirty;
+	c->track_dirty_pages = track_dirty;
+	c->boot_source_set = false;
+	c->machine_config_set = true;
+	c->serial_set = false;
+	memset(c->partuuid, 0, sizeof(c->partuuid));
+}
+
 int api_config_copy(struct api_config *dst, const struct api_config *src)
 {
 	*dst = *src;

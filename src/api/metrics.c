@@ -60,7 +60,8 @@ static json_t *m_api(struct api *a, struct vm *vm)
 	    set_u64(o, "body_too_large", atomic_load(&c->body_too_large)) &&
 	    set_u64(o, "connections", atomic_load(&c->connections)) &&
 	    set_u64(o, "connections_refused", atomic_load(&c->connections_refused)) &&
-	    set_u64(o, "connections_timed_out", atomic_load(&c->connections_timed_out)))
+	    set_u64(o, "connections_timed_out", atomic_load(&c->connections_timed_out)) &&
+	    set_u64(o, "deprecated_requests", atomic_load(&c->deprecated)))
 		return o;
 	json_decref(o);
 	return NULL;

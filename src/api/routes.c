@@ -21,6 +21,7 @@ struct req {
 	size_t len;
 	const char *name; /* resource name for messages: "boot-source", "drive"... */
 	char **out;	  /* response body (malloc'd JSON) */
+	struct api_headers *hdr;
 };
 
 typedef unsigned (*handler_fn)(struct req *r);
@@ -123,9 +124,42 @@ static unsigned apply(struct req *r, enum api_body kind)
 	return status;
 }
 
+/* A request that used a deprecated field is answered with "Deprecation: true" and logged, as
+ * Firecracker does. */
+static void deprecated(struct req *r, const char *what)
+{
+	r->hdr->deprecation = true;
+	atomic_fetch_add(&r->a->counters.deprecated, 1);
+	log_warn("api: %s", what);
+}
+
+/* machine-config: Firecracker deprecates cpu_template (kiln takes only "None"); a body that
+ * applied with one gets the header. */
+static unsigned apply_machine(struct req *r, enum api_body kind, const char *what)
+{
+	unsigned status = apply(r, kind);
+
+	if (status != 204)
+		return status;
+	json_t *o = json_loadb(r->body, r->len, 0, NULL);
+	json_t *t = json_object_get(o, "cpu_template");
+	if (t && !json_is_null(t))
+		deprecated(r, what);
+	json_decref(o);
+	return status;
+}
+
 static unsigned put_boot_source(struct req *r) { return apply(r, API_BODY_BOOT_SOURCE); }
-static unsigned put_machine(struct req *r) { return apply(r, API_BODY_MACHINE_CONFIG); }
-static unsigned patch_machine(struct req *r) { return apply(r, API_BODY_MACHINE_PATCH); }
+static unsigned put_machine(struct req *r)
+{
+	return apply_machine(r, API_BODY_MACHINE_CONFIG,
+			     "PUT /machine-config: cpu_template is deprecated");
+}
+static unsigned patch_machine(struct req *r)
+{
+	return apply_machine(r, API_BODY_MACHINE_PATCH,
+			     "PATCH /machine-config: cpu_template is deprecated");
+}
 static unsigned put_drive(struct req *r) { return apply(r, API_BODY_DRIVE); }
 static unsigned put_net(struct req *r) { return apply(r, API_BODY_NET); }
 static unsigned put_entropy(struct req *r) { return apply(r, API_BODY_ENTROPY); }
@@ -423,6 +457,10 @@ static unsigned put_snapshot_load(struct req *r)
 		free(l);
 		return fault(r, 400, "%s", err);
 	}
+	/* From here on the answer carries the header, whether the load works or not. */
+	if (l->deprecated)
+		deprecated(r, "PUT /snapshot/load: mem_file_path and enable_diff_snapshots are "
+			      "deprecated (mem_backend, track_dirty_pages)");
 	return post_arg(r, API_CMD_SNAPSHOT_LOAD, l, free_load, "snapshot/load");
 }
 
@@ -460,14 +498,14 @@ static const struct route {
 };
 
 unsigned api_route(struct api *a, const char *method, const char *url, const char *body, size_t len,
-		   char **out, const char **allow)
+		   char **out, struct api_headers *hdr)
 {
-	struct req r = {.a = a, .body = body, .len = len, .out = out};
+	struct req r = {.a = a, .body = body, .len = len, .out = out, .hdr = hdr};
 	struct api_json_quote q;
 	char id[VM_CONFIG_ID_MAX + 1];
 
 	*out = NULL;
-	*allow = NULL;
+	*hdr = (struct api_headers){0};
 	for (size_t i = 0; i < ARRAY_SIZE(routes); i++) {
 		const struct route *rt = &routes[i];
 		size_t n = strlen(rt->path);
@@ -493,7 +531,7 @@ unsigned api_route(struct api *a, const char *method, const char *url, const cha
 		for (unsigned m = 0; m < M__COUNT; m++)
 			if (strcmp(method, method_names[m]) == 0 && rt->fn[m])
 				return rt->fn[m](&r);
-		*allow = rt->allow;
+		hdr->allow = rt->allow;
 		return fault(&r, 405, "%s: method %s is not allowed (allowed: %s)", rt->name,
 			     api_json_quote(&q, method), rt->allow);
 	}

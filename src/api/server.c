@@ -141,7 +141,7 @@ static void count_status(struct api *a, unsigned status)
 
 /* Queue status with body (malloc'd JSON, taken over; NULL: none). */
 static enum MHD_Result respond(struct api *a, struct MHD_Connection *c, unsigned status, char *body,
-			       const char *allow)
+			       const struct api_headers *hdr)
 {
 	struct MHD_Response *resp;
 
@@ -157,8 +157,10 @@ static enum MHD_Result respond(struct api *a, struct MHD_Connection *c, unsigned
 	}
 	if (body)
 		mhd.add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	if (allow)
-		mhd.add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	if (hdr && hdr->allow)
+		mhd.add_response_header(resp, MHD_HTTP_HEADER_ALLOW, hdr->allow);
+	if (hdr && hdr->deprecation)
+		mhd.add_response_header(resp, "Deprecation", "true");
 	enum MHD_Result ret = mhd.queue_response(c, status, resp);
 	mhd.destroy_response(resp);
 	count_status(a, status);
@@ -395,11 +397,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	 * thread at most API_POST_TIMEOUT_MS), a new one for the response to be taken. */
 	struct conn *cn = conn_of(c);
 	char *out = NULL;
-	const char *allow = NULL;
+	struct api_headers hdr;
 	set_deadline(s, cn, false);
-	unsigned status = api_route(a, method, url, r->body, r->len, &out, &allow);
+	unsigned status = api_route(a, method, url, r->body, r->len, &out, &hdr);
 	log_debug("api: %s %s -> %u", method, url, status);
-	enum MHD_Result ret = respond(a, c, status, out, allow);
+	enum MHD_Result ret = respond(a, c, status, out, &hdr);
 	set_deadline(s, cn, true);
 	return ret;
 }

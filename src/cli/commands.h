@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api/api.h"
+#include "api/snapshot_body.h"
+#include "sandbox/seccomp.h"
 #include "util/compiler.h"
 
 /* ---- cmd_opts.c: `--opt VALUE` / `--opt=VALUE` options of the small commands ----------- */
@@ -52,3 +55,22 @@ const char *cli_http_fault(const struct cli_http_resp *r, char *buf, size_t len)
 
 int cli_snapshot_main(int argc, char **argv);
 int cli_restore_main(int argc, char **argv);
+
+/* ---- restore_cmd.c: `kiln restore`'s command line ------------------------------------ */
+
+/* What the command line asks for: the load (File backend with --mem-file, Uffd with --uffd)
+ * and the `kiln api` it runs in. Strings point into argv. */
+struct cli_restore {
+	struct api_snapshot_load load;
+	struct api_options api; /* api.load is &load */
+	bool seccomp_set;	/* --seccomp given: seccomp_mode_set(seccomp) before api_run */
+	enum seccomp_mode seccomp;
+};
+
+/* Parse and check argv (after "restore") into r. Returns 0; 1 for --help or -h; or -EINVAL
+ * with one line in err naming the option and the problem: the parser's, a missing
+ * --snapshot, neither or both of --mem-file and --uffd, --paused without --api-sock, a bad
+ * --id, --seccomp, --net, or a file that is missing, not regular (--snapshot, --mem-file) or
+ * not a Unix socket (--uffd). Nothing is changed outside r. */
+int cli_restore_parse(int argc, char **argv, struct cli_restore *r, char *err,
+		      size_t errlen) __must_check;

@@ -426,3 +426,26 @@ int first_tick(const char *path)
 	fclose(f);
 	return n;
 }
+pid_t uffd_handler_start(const char *sock, const char *mem, const char *log)
+{
+	const char *bin = getenv("KILN_UFFD_HANDLER");
+	pid_t pid;
+
+	assert_non_null(bin);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, sock, mem, (char *)NULL);
+		_exit(127);
+	}
+	/* Its socket appears once it listens. */
+	for (int i = 0; i < 500 && access(sock, F_OK); i++)
+		sleep_ms(10);
+	assert_int_equal(access(sock, F_OK), 0);
+	return pid;
+}

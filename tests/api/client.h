@@ -90,6 +90,9 @@ bool wait_lines(const char *path, const char *prefix, int n, int timeout_ms);
 /* Write text to path. */
 void write_file(const char *path, const char *text);
 void sleep_ms(int ms);
+/* Start the example page-fault handler ($KILN_UFFD_HANDLER SOCK MEMFILE, output in log);
+ * returns its pid once its socket exists (the test fails otherwise). */
+pid_t uffd_handler_start(const char *sock, const char *mem, const char *log);
 /* The tick guest's lines ("tick N") in a file: the highest N, the first N; 0 if none. */
 int last_tick(const char *path);
 int first_tick(const char *path);

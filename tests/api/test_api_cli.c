@@ -1,7 +1,8 @@
 /* test_api_cli.c: the command-line snapshot flow: `kiln run --api-sock` with the tick guest
  * (it prints "tick N" every 100 ms), `kiln snapshot` of it while it runs on, `kiln restore`
- * continuing the count in a new process (also paused behind its own socket), and bad input to
- * the three commands: one line and exit status 1 each. */
+ * continuing the count in a new process (also paused behind its own socket with --id and
+ * --seccomp, and with guest memory from the example page-fault handler, --uffd), and bad
+ * input to the three commands: one line and exit status 1 each. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -146,6 +147,18 @@ static void test_bad_input(void **st)
 	bad((const char *const[]){"restore", "--snapshot", kiln_path, "--mem-file", kiln_path,
 				  "--net", "id=eth0,tap=a/b", NULL},
 	    "tap 'a/b' is not an interface name");
+	bad((const char *const[]){"restore", "--snapshot", kiln_path, "--mem-file", kiln_path,
+				  "--uffd", kiln_path, NULL},
+	    "--mem-file and --uffd exclude each other");
+	bad((const char *const[]){"restore", "--snapshot", kiln_path, "--uffd", kiln_path, NULL},
+	    "--uffd: ");
+	one_line(kiln_file(&k, "bad.err"), "not a Unix socket");
+	bad((const char *const[]){"restore", "--snapshot", kiln_path, "--mem-file", kiln_path,
+				  "--id", "no/slash", NULL},
+	    "--id: 'no/slash' is not valid");
+	bad((const char *const[]){"restore", "--snapshot", kiln_path, "--mem-file", kiln_path,
+				  "--seccomp", "maybe", NULL},
+	    "--seccomp: 'maybe' is not on, log or off");
 	/* Not a snapshot: the restore's own check, one line. */
 	bad((const char *const[]){"restore", "--snapshot", kiln_path, "--mem-file", kiln_path,
 				  NULL},
@@ -264,11 +277,21 @@ static void test_snapshot_restore(void **st)
 	 * count goes on exactly from the first snapshot's. */
 	kiln_cleanup(&k2);
 	kiln_prepare(&k2);
-	k2.pid = spawn((const char *const[]){"restore", "--snapshot", snap1, "--mem-file", mem1,
-					     "--api-sock", k2.sock, "--paused",
-					     "--track-dirty-pages", NULL},
-		       k2.out, kiln_file(&k2, "restore.err"));
+	k2.pid =
+	    spawn((const char *const[]){"restore", "--snapshot", snap1, "--mem-file", mem1,
+					"--api-sock", k2.sock, "--paused", "--track-dirty-pages",
+					"--id", "restored-1", "--seccomp", "on", NULL},
+		  k2.out, kiln_file(&k2, "restore.err"));
 	assert_true(sock_up(k2.sock, 10000));
+	struct resp r;
+	http(k2.sock, "GET", "/", NULL, &r);
+	assert_string_equal(json_field(r.body, "id"), "restored-1");
+	assert_string_equal(json_field(r.body, "state"), "Paused");
+	/* The restored VM's configuration: `kiln run --memory 64`'s, with the restore's flag. */
+	const char *cfg = vm_config(k2.sock);
+	assert_int_equal(json_int(cfg, "machine-config/mem_size_mib"), 64);
+	assert_int_equal(json_int(cfg, "machine-config/vcpu_count"), 1);
+	assert_non_null(strstr(cfg, "\"track_dirty_pages\":true"));
 	sleep_ms(400);
 	assert_int_equal(count_lines(k2.out, "tick "), 0);
 	/* A VM paused before the snapshot stays paused after it. */
@@ -297,6 +320,32 @@ static void test_snapshot_restore(void **st)
 	assert_true(wait_lines(k2.out, "tick ", mark - last1 + 2, 10000));
 	expect(k2.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
 	assert_int_equal(kiln_wait(&k2, 10000), 0);
+
+	/* --uffd: the first snapshot again, its memory served page by page by the example
+	 * handler, under the seccomp filters; the count goes on from the same tick. */
+	kiln_cleanup(&k2);
+	kiln_prepare(&k2);
+	char usock[400], ulog[400];
+	snprintf(usock, sizeof(usock), "%s", kiln_file(&k2, "uffd.sock"));
+	snprintf(ulog, sizeof(ulog), "%s", kiln_file(&k2, "handler.log"));
+	pid_t h = uffd_handler_start(usock, mem1, ulog);
+	k2.pid = spawn((const char *const[]){"restore", "--snapshot", snap1, "--uffd", usock,
+					     "--api-sock", k2.sock, "--id", "uffd-1",
+					     "--seccomp=on", NULL},
+		       k2.out, kiln_file(&k2, "restore.err"));
+	assert_true(sock_up(k2.sock, 10000));
+	http(k2.sock, "GET", "/", NULL, &r);
+	assert_string_equal(json_field(r.body, "id"), "uffd-1");
+	assert_true(wait_lines(k2.out, "tick ", 2, 15000));
+	assert_int_equal(first_tick(k2.out), last1 + 1);
+	expect(k2.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
+	assert_int_equal(kiln_wait(&k2, 10000), 0);
+	int hst;
+	assert_int_equal(waitpid(h, &hst, 0), h);
+	char line[512];
+	file_last_line(ulog, line, sizeof(line));
+	print_message("uffd handler: %s\n", line);
+	assert_non_null(strstr(line, "served "));
 }
 
 int main(int argc, char **argv)

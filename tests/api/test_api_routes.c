@@ -363,6 +363,78 @@ static void test_actions_preboot(void **state)
 	assert_string_equal(json_field(r.body, "state"), "Not started");
 }
 
+static bool deprecation(const struct resp *r)
+{
+	return strstr(r->head, "\r\nDeprecation: true") != NULL;
+}
+
+/* Firecracker's deprecated fields are answered with "Deprecation: true" once the body has
+ * parsed, whatever the outcome; a body refused as malformed, or one without them, has none. */
+static void test_deprecation(void **state)
+{
+	char snap[300], mem[300], b[1024], line[4096];
+	struct resp r;
+	(void)state;
+
+	expect(k.sock, "PUT", "/metrics", with_path("{\"metrics_path\": \"%s\"}", "metrics.json"),
+	       204, NULL);
+
+	http(k.sock, "PUT", "/machine-config",
+	     "{\"vcpu_count\": 1, \"mem_size_mib\": 128, \"cpu_template\": \"None\"}", &r);
+	assert_int_equal(r.status, 204);
+	assert_true(deprecation(&r));
+	http(k.sock, "PATCH", "/machine-config", "{\"cpu_template\": \"None\"}", &r);
+	assert_int_equal(r.status, 204);
+	assert_true(deprecation(&r));
+	http(k.sock, "PATCH", "/machine-config", "{\"vcpu_count\": 2, \"cpu_template\": null}", &r);
+	assert_int_equal(r.status, 204);
+	assert_false(deprecation(&r));
+	http(k.sock, "PUT", "/machine-config",
+	     "{\"vcpu_count\": 1, \"mem_size_mib\": 128, \"cpu_template\": \"T2\"}", &r);
+	assert_int_equal(r.status, 400);
+	assert_false(deprecation(&r));
+
+	/* Files that parse as paths but are no snapshot: the load itself fails. */
+	snprintf(snap, sizeof(snap), "%s", kiln_file(&k, "not.snap"));
+	snprintf(mem, sizeof(mem), "%s", kiln_file(&k, "not.mem"));
+	write_file(snap, "not a snapshot");
+	write_file(mem, "nor memory");
+	snprintf(b, sizeof(b), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}", snap, mem);
+	http(k.sock, "PUT", "/snapshot/load", b, &r);
+	assert_int_equal(r.status, 400);
+	assert_true(deprecation(&r));
+	snprintf(b, sizeof(b),
+		 "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+		 "\"backend_path\": \"%s\"}, \"enable_diff_snapshots\": true}",
+		 snap, mem);
+	http(k.sock, "PUT", "/snapshot/load", b, &r);
+	assert_int_equal(r.status, 400);
+	assert_true(deprecation(&r));
+	/* enable_diff_snapshots false is the default: not a use of it. */
+	snprintf(b, sizeof(b),
+		 "{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+		 "\"backend_path\": \"%s\"}, \"enable_diff_snapshots\": false}",
+		 snap, mem);
+	http(k.sock, "PUT", "/snapshot/load", b, &r);
+	assert_int_equal(r.status, 400);
+	assert_false(deprecation(&r));
+	/* Malformed: both forms of the memory file. */
+	snprintf(b, sizeof(b),
+		 "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\", \"mem_backend\": "
+		 "{\"backend_type\": \"File\", \"backend_path\": \"%s\"}}",
+		 snap, mem, mem);
+	http(k.sock, "PUT", "/snapshot/load", b, &r);
+	assert_int_equal(r.status, 400);
+	assert_non_null(strstr(r.body, "not both"));
+	assert_false(deprecation(&r));
+	http(k.sock, "GET", "/", NULL, &r);
+	assert_false(deprecation(&r));
+	/* Counted in the metrics, as Firecracker's deprecated_http_api_calls. */
+	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}", 204, NULL);
+	file_last_line(kiln_file(&k, "metrics.json"), line, sizeof(line));
+	assert_int_equal(json_int(line, "api/deprecated_requests"), 4);
+}
+
 static void test_http_errors(void **state)
 {
 	struct resp r;
@@ -497,6 +569,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_setup_teardown(test_logger, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_actions_preboot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_deprecation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_http_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_socket_handling, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_args, setup, teardown),

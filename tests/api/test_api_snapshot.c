@@ -52,8 +52,9 @@ static __attribute__((format(printf, 1, 2))) const char *body(const char *fmt, .
 }
 
 /* Boot the tick guest in k, let it count, pause it and snapshot it into k's directory. Returns
- * the last tick it printed before the snapshot. */
-static int snapshot_tick(void)
+ * the last tick it printed before the snapshot. devices: with 2 vCPUs, a drive the guest never
+ * reads (scratch.img) and an entropy device, else 1 vCPU and nothing else. */
+static int snapshot_tick_with(bool devices)
 {
 	char snap[300], mem[300], create[1024];
 
@@ -63,8 +64,19 @@ static int snapshot_tick(void)
 
 	kiln_start(&k, true, (const char *const[]){"--id", "snap-test", NULL});
 	put_tick_config(&k);
-	expect(k.sock, "PUT", "/machine-config", "{\"vcpu_count\": 1, \"mem_size_mib\": 64}", 204,
-	       NULL);
+	expect(k.sock, "PUT", "/machine-config",
+	       devices ? "{\"vcpu_count\": 2, \"mem_size_mib\": 64}"
+		       : "{\"vcpu_count\": 1, \"mem_size_mib\": 64}",
+	       204, NULL);
+	if (devices) {
+		write_file(kiln_file(&k, "scratch.img"), "scratch\n");
+		expect(k.sock, "PUT", "/drives/scratch",
+		       body("{\"drive_id\": \"scratch\", \"path_on_host\": \"%s\", "
+			    "\"is_root_device\": false, \"is_read_only\": true}",
+			    kiln_file(&k, "scratch.img")),
+		       204, NULL);
+		expect(k.sock, "PUT", "/entropy", "{}", 204, NULL);
+	}
 	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}", 204, NULL);
 	assert_true(wait_lines(kiln_file(&k, "serial.out"), "tick ", 5, 15000));
 	snprintf(create, sizeof(create), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
@@ -91,21 +103,52 @@ static int snapshot_tick(void)
 	return last;
 }
 
+static int snapshot_tick(void) { return snapshot_tick_with(false); }
+
 static void test_snapshot_and_restore(void **st)
 {
 	(void)st;
 	if (client_kvm_missing("snapshot"))
 		skip();
-	int last = snapshot_tick();
+	int last = snapshot_tick_with(true);
 
 	/* A fresh process: the guest's count goes on from the snapshot's, on kiln's stdout. */
 	kiln_start(&k2, true, (const char *const[]){"--id", "restored", NULL});
-	expect(k2.sock, "PUT", "/snapshot/load",
-	       body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
-		    "\"backend_path\": \"%s\"}, \"resume_vm\": true}",
-		    kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
-	       204, NULL);
+	/* Before the load: the API's defaults. */
+	const char *cfg = vm_config(k2.sock);
+	assert_int_equal(json_int(cfg, "machine-config/vcpu_count"), 1);
+	assert_int_equal(json_int(cfg, "machine-config/mem_size_mib"), 128);
+	struct resp r;
+	http(k2.sock, "PUT", "/snapshot/load",
+	     body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"File\", "
+		  "\"backend_path\": \"%s\"}, \"resume_vm\": true}",
+		  kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
+	     &r);
+	assert_int_equal(r.status, 204);
+	assert_null(strstr(r.head, "Deprecation"));
 	expect(k2.sock, "GET", "/", NULL, 200, NULL);
+	/* After it: the restored VM's configuration, from the snapshot. */
+	cfg = vm_config(k2.sock);
+	print_message("GET /vm/config after the load: %s\n", cfg);
+	assert_int_equal(json_int(cfg, "machine-config/vcpu_count"), 2);
+	assert_int_equal(json_int(cfg, "machine-config/mem_size_mib"), 64);
+	assert_non_null(strstr(cfg, "\"drive_id\":\"scratch\""));
+	char want[400];
+	snprintf(want, sizeof(want), "\"path_on_host\":\"%s\"", kiln_file(&k, "scratch.img"));
+	assert_non_null(strstr(cfg, want));
+	assert_non_null(strstr(cfg, "\"is_read_only\":true"));
+	assert_non_null(strstr(cfg, "\"entropy\":{}"));
+	assert_null(strstr(cfg, "\"boot-source\""));
+	http(k2.sock, "GET", "/machine-config", NULL, &r);
+	assert_int_equal(json_int(r.body, "vcpu_count"), 2);
+	/* The restored drive is known to PATCH /drives too. */
+	write_file(kiln_file(&k2, "scratch2.img"), "scratch\n");
+	expect(k2.sock, "PATCH", "/drives/scratch",
+	       body("{\"drive_id\": \"scratch\", \"path_on_host\": \"%s\"}",
+		    kiln_file(&k2, "scratch2.img")),
+	       204, NULL);
+	snprintf(want, sizeof(want), "\"path_on_host\":\"%s\"", kiln_file(&k2, "scratch2.img"));
+	assert_non_null(strstr(vm_config(k2.sock), want));
 	assert_true(wait_lines(k2.out, "tick ", 3, 15000));
 	int first = first_tick(k2.out);
 	print_message("snapshot after tick %d; the restored guest's first is tick %d\n", last,
@@ -130,10 +173,14 @@ static void test_restore_paused(void **st)
 	int last = snapshot_tick();
 
 	kiln_start(&k2, true, (const char *const[]){"--id", "restored", NULL});
-	expect(k2.sock, "PUT", "/snapshot/load",
-	       body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
-		    kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
-	       204, NULL);
+	/* The deprecated mem_file_path: a Deprecation header, as Firecracker answers. */
+	struct resp r;
+	http(k2.sock, "PUT", "/snapshot/load",
+	     body("{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		  kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem")),
+	     &r);
+	assert_int_equal(r.status, 204);
+	assert_non_null(strstr(r.head, "\r\nDeprecation: true"));
 	expect(k2.sock, "GET", "/", NULL, 200, NULL);
 	sleep_ms(500);
 	assert_int_equal(count_lines(k2.out, "tick "), 0);
@@ -200,31 +247,6 @@ static void test_diff_rebase(void **st)
 	kill(k2.pid, SIGKILL);
 }
 
-/* Start kiln-uffd-handler SOCK MEMFILE (its output in LOG); returns its pid once it listens. */
-static pid_t start_handler(const char *sock, const char *mem, const char *log)
-{
-	const char *bin = getenv("KILN_UFFD_HANDLER");
-	pid_t pid;
-
-	assert_non_null(bin);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(bin, bin, sock, mem, (char *)NULL);
-		_exit(127);
-	}
-	/* Its socket appears once it listens. */
-	for (int i = 0; i < 500 && access(sock, F_OK); i++)
-		sleep_ms(10);
-	assert_int_equal(access(sock, F_OK), 0);
-	return pid;
-}
-
 /* The Uffd backend: guest RAM served page by page by a handler process (Firecracker's
  * handshake); the count goes on as with a file, and a handler that dies stops the VM with a
  * line saying why. */
@@ -240,7 +262,7 @@ static void test_restore_uffd(void **st)
 	snprintf(sock, sizeof(sock), "%s", kiln_file(&k2, "uffd.sock"));
 	snprintf(mem, sizeof(mem), "%s", kiln_file(&k, "vm.mem"));
 	snprintf(log, sizeof(log), "%s", kiln_file(&k2, "handler.log"));
-	pid_t h = start_handler(sock, mem, log);
+	pid_t h = uffd_handler_start(sock, mem, log);
 
 	kiln_start(&k2, true, (const char *const[]){"--id", "uffd", NULL});
 	expect(k2.sock, "PUT", "/snapshot/load",
@@ -261,7 +283,7 @@ static void test_restore_uffd(void **st)
 	kiln_prepare(&k2);
 	snprintf(sock, sizeof(sock), "%s", kiln_file(&k2, "uffd.sock"));
 	snprintf(log, sizeof(log), "%s", kiln_file(&k2, "handler.log"));
-	h = start_handler(sock, mem, log);
+	h = uffd_handler_start(sock, mem, log);
 	kiln_start(&k2, true, (const char *const[]){"--id", "uffd2", NULL});
 	expect(k2.sock, "PUT", "/snapshot/load",
 	       body("{\"snapshot_path\": \"%s\", \"mem_backend\": {\"backend_type\": \"Uffd\", "

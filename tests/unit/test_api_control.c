@@ -93,9 +93,9 @@ static int teardown(void **state)
 /* One request through the route table; *fault gets the fault_message's text (or ""). */
 static unsigned route(const char *method, const char *url, const char *body, char *fault, size_t n)
 {
-	const char *allow;
+	struct api_headers hdr;
 	char *out = NULL;
-	unsigned status = api_route(&a, method, url, body, body ? strlen(body) : 0, &out, &allow);
+	unsigned status = api_route(&a, method, url, body, body ? strlen(body) : 0, &out, &hdr);
 
 	snprintf(fault, n, "%s", out ? out : "");
 	free(out);

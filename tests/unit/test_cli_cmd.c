@@ -1,5 +1,6 @@
 /* test_cli_cmd.c: `kiln run --api-sock` (cli_parse_run_api), the option parser of `kiln
- * snapshot` / `kiln restore` (cmd_opts.c), and the HTTP client against a fake API peer. */
+ * snapshot` / `kiln restore` (cmd_opts.c), `kiln restore`'s options (cli_restore_parse), and
+ * the HTTP client against a fake API peer. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -165,6 +166,132 @@ static int ask(const char *answer, int timeout_ms, struct cli_http_resp *r, stru
 	return ret;
 }
 
+/* `kiln restore`: the options become the load and the `kiln api` it runs in. */
+static void test_restore_parse(void **st)
+{
+	(void)st;
+	static struct cli_restore r;
+	char dir[] = "/tmp/kiln-restore-XXXXXX", snap[64], sock[64];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(snap, sizeof(snap), "%s/vm.snap", dir);
+	snprintf(sock, sizeof(sock), "%s/uffd.sock", dir);
+	FILE *f = fopen(snap, "w");
+	assert_non_null(f);
+	fclose(f);
+	int lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+	/* The File backend, and every option. */
+	char *file[] = {"--snapshot",
+			snap,
+			"--mem-file",
+			snap,
+			"--net",
+			"id=eth0,tap=tap1",
+			"--api-sock",
+			"/s",
+			"--paused",
+			"--id",
+			"vm-7",
+			"--seccomp=log",
+			"--track-dirty-pages",
+			"--clock-realtime",
+			NULL};
+	assert_int_equal(cli_restore_parse(14, file, &r, err, sizeof(err)), 0);
+	assert_string_equal(r.load.snapshot_path, snap);
+	assert_int_equal(r.load.backend, API_MEM_FILE);
+	assert_string_equal(r.load.backend_path, snap);
+	assert_int_equal(r.load.nr_net_overrides, 1);
+	assert_string_equal(r.load.net_overrides[0].iface_id, "eth0");
+	assert_string_equal(r.load.net_overrides[0].host_dev_name, "tap1");
+	assert_false(r.load.resume_vm);
+	assert_true(r.load.track_dirty_pages);
+	assert_true(r.load.clock_realtime);
+	assert_string_equal(r.api.sock_path, "/s");
+	assert_false(r.api.no_api);
+	assert_string_equal(r.api.id, "vm-7");
+	assert_ptr_equal(r.api.load, &r.load);
+	assert_true(r.seccomp_set);
+	assert_int_equal(r.seccomp, SECCOMP_MODE_LOG);
+
+	/* The Uffd backend; no socket, no id, no --seccomp: the defaults. */
+	char *uffd[] = {"--snapshot", snap, "--uffd", sock, NULL};
+	assert_int_equal(cli_restore_parse(4, uffd, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.load.backend, API_MEM_UFFD);
+	assert_string_equal(r.load.backend_path, sock);
+	assert_true(r.load.resume_vm);
+	assert_true(r.api.no_api);
+	assert_null(r.api.id);
+	assert_false(r.seccomp_set);
+	char *seccomp_off[] = {"--snapshot", snap, "--uffd", sock, "--seccomp", "off", NULL};
+	assert_int_equal(cli_restore_parse(6, seccomp_off, &r, err, sizeof(err)), 0);
+	assert_int_equal(r.seccomp, SECCOMP_MODE_OFF);
+
+	char *help[] = {"--snapshot", snap, "--help", NULL};
+	assert_int_equal(cli_restore_parse(3, help, &r, err, sizeof(err)), 1);
+
+	/* Bad values: one line naming the option. */
+	static const struct {
+		const char *argv[6];
+		const char *msg;
+	} bad[] = {
+	    {{"--snapshot", "S", "--mem-file", "S", "--uffd", "U"},
+	     "kiln restore: --mem-file and --uffd exclude each other (guest memory comes from "
+	     "one)"},
+	    {{"--snapshot", "S"},
+	     "kiln restore: --mem-file is required, or --uffd (try `kiln restore --help`)"},
+	    {{"--mem-file", "S"},
+	     "kiln restore: --snapshot is required (try `kiln restore --help`)"},
+	    {{"--snapshot", "S", "--uffd", "S"},
+	     "kiln restore: --uffd: $S: not a Unix socket (the page-fault handler's: it must be "
+	     "listening before the restore)"},
+	    {{"--snapshot", "S", "--mem-file", "U"},
+	     "kiln restore: --mem-file: $U: not a regular file"},
+	    {{"--snapshot", "S", "--uffd", "/nonexistent.sock"},
+	     "kiln restore: --uffd: /nonexistent.sock: No such file or directory"},
+	    {{"--snapshot", "S", "--mem-file", "S", "--id", "a/b"},
+	     "kiln restore: --id: 'a/b' is not valid (1-63 characters of A-Z a-z 0-9 _ -)"},
+	    {{"--snapshot", "S", "--mem-file", "S", "--id="}, "kiln restore: --id: empty value"},
+	    {{"--snapshot", "S", "--mem-file", "S", "--seccomp", "strict"},
+	     "kiln restore: --seccomp: 'strict' is not on, log or off"},
+	    {{"--snapshot", "S", "--mem-file", "S", "--seccomp"},
+	     "kiln restore: --seccomp needs a value"},
+	    {{"--snapshot", "S", "--mem-file", "S", "--paused"},
+	     "kiln restore: --paused needs --api-sock (nothing could resume the VM)"},
+	    {{"--snapshot", "S", "--uffd", "U", "--net", "id=eth0"},
+	     "kiln restore: --net: 'id=eth0' needs both id=ID and tap=TAP"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *argv[6];
+		int argc = 0;
+		for (; argc < 6 && bad[i].argv[argc]; argc++)
+			argv[argc] = strcmp(bad[i].argv[argc], "S") == 0 ? snap
+				     : strcmp(bad[i].argv[argc], "U") == 0
+					 ? sock
+					 : (char *)bad[i].argv[argc];
+		assert_int_equal(cli_restore_parse(argc, argv, &r, err, sizeof(err)), -EINVAL);
+		/* $S and $U in the messages: the test's state file and socket */
+		char want[512] = "";
+		for (const char *m = bad[i].msg; *m; m++) {
+			if (m[0] == '$' && (m[1] == 'S' || m[1] == 'U')) {
+				strcat(want, m[1] == 'S' ? snap : sock);
+				m++;
+			} else {
+				strncat(want, m, 1);
+			}
+		}
+		if (strcmp(err, want) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, err, want);
+	}
+	close(lfd);
+	unlink(sock);
+	unlink(snap);
+	rmdir(dir);
+}
+
 static void test_http(void **st)
 {
 	(void)st;
@@ -204,6 +331,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_run_api_sock),
 	    cmocka_unit_test(test_cmd_parse),
+	    cmocka_unit_test(test_restore_parse),
 	    cmocka_unit_test(test_http),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "api/api.h"
 #include "config.h"
 #include "snapshot/config_state.h"
 #include "vmm/memory.h"
@@ -426,6 +427,55 @@ static void test_override_net(void **state)
 	vm_config_free(&c);
 }
 
+/* After a load, GET /vm/config shows the snapshot's configuration with the overrides: what
+ * control.c does with the decoded CONFIG section, and the JSON it then exports. */
+static void test_restored_vm_config(void **state)
+{
+	struct vm_config c, dec, shown;
+	struct api_config api;
+	struct snap_buf b;
+	char err[256];
+
+	(void)state;
+	full_config(&c);
+	encode(&c, &b);
+	assert_int_equal(decode(b.data, b.len, &dec, err, sizeof(err)), 0);
+	assert_int_equal(config_state_override_net(&dec, "eth1", "tap9", err, sizeof(err)), 0);
+	assert_int_equal(api_vm_config_copy(&shown, &dec), 0);
+
+	api_config_init(&api);
+	api.metrics_path = dup_s("/tmp/metrics.json");
+	api_config_take_restored(&api, &shown, true);
+	assert_int_equal(shown.nr_disks, 0); /* taken over */
+	char *json = api_export_config(&api);
+	assert_non_null(json);
+	assert_non_null(strstr(json, "\"vcpu_count\":4"));
+	assert_non_null(strstr(json, "\"mem_size_mib\":4096"));
+	assert_non_null(strstr(json, "\"track_dirty_pages\":true"));
+	assert_non_null(strstr(json, "\"path_on_host\":\"/images/root.img\""));
+	assert_non_null(strstr(json, "\"path_on_host\":\"relative/data.img\""));
+	assert_non_null(strstr(json, "\"drive_id\":\"scratch_2\""));
+	/* The override, and the MACs: given, or the default one the snapshot recorded. */
+	assert_non_null(strstr(json, "\"host_dev_name\":\"tap9\""));
+	assert_null(strstr(json, "kiln-tap.1"));
+	assert_non_null(strstr(json, "\"guest_mac\":\"02:11:22:33:44:55\""));
+	assert_non_null(strstr(json, "\"mtu\":9000"));
+	/* Not in a snapshot, so not shown: the kernel, the serial output; no entropy device. */
+	assert_null(strstr(json, "boot-source"));
+	assert_null(strstr(json, "vmlinux"));
+	assert_null(strstr(json, "serial"));
+	assert_null(strstr(json, "entropy"));
+	/* What the process had before the load stays. */
+	assert_non_null(strstr(json, "\"metrics_path\":\"/tmp/metrics.json\""));
+	print_message("%s\n", json);
+	free(json);
+	api_config_free(&api);
+	vm_config_free(&shown);
+	vm_config_free(&dec);
+	vm_config_free(&c);
+	snap_buf_free(&b);
+}
+
 static void test_override_disk(void **state)
 {
 	struct vm_config c;
@@ -573,11 +623,11 @@ static void test_layout(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_round_trip_full), cmocka_unit_test(test_round_trip_minimal),
-	    cmocka_unit_test(test_truncations),	    cmocka_unit_test(test_hostile_values),
-	    cmocka_unit_test(test_hostile_bytes),   cmocka_unit_test(test_override_net),
-	    cmocka_unit_test(test_override_disk),   cmocka_unit_test(test_set_output),
-	    cmocka_unit_test(test_layout),
+	    cmocka_unit_test(test_round_trip_full),    cmocka_unit_test(test_round_trip_minimal),
+	    cmocka_unit_test(test_truncations),	       cmocka_unit_test(test_hostile_values),
+	    cmocka_unit_test(test_hostile_bytes),      cmocka_unit_test(test_override_net),
+	    cmocka_unit_test(test_restored_vm_config), cmocka_unit_test(test_override_disk),
+	    cmocka_unit_test(test_set_output),	       cmocka_unit_test(test_layout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
