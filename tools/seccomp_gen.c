@@ -54,6 +54,7 @@ static const char *const common[] = {
 	"sched_yield", "getcpu", "getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
 	"getrandom", "restart_syscall", "rt_sigreturn", "rt_sigprocmask", "tgkill", "tkill",
 	"sigaltstack", /* a thread's own signal stack: sanitizer runtimes set and drop one */
+	"sendmsg",     /* logging (util/outfd.c) when stderr is a socket: journald, a supervisor */
 	"exit", "exit_group",
 };
 

@@ -1,19 +1,24 @@
 #!/bin/sh
 # run.sh: run one test guest under kiln and check its exit status and serial output.
 #
-# usage: run.sh [--also REGEX]... [--reject REGEX]... KILN GUEST EXPECT_EXIT EXPECT_REGEX
-#               [extra kiln args...]
+# usage: run.sh [--also REGEX]... [--reject REGEX]... [--socket-out] KILN GUEST EXPECT_EXIT
+#               EXPECT_REGEX [extra kiln args...]
 #
 # Runs `KILN run --kernel GUEST --serial stdio [extra args]` under `timeout 60` with stdin from
-# /dev/null, stdout and stderr together. Passes when the exit status is EXPECT_EXIT, a line
+# /dev/null, stdout and stderr together (--socket-out: into a Unix stream socket, as under a
+# supervisor or journald, instead of a file; kiln's log then goes out with sendmsg). Passes when the exit status is EXPECT_EXIT, a line
 # matches EXPECT_REGEX (and every --also REGEX; grep -E, CRs stripped), no line matches a
 # --reject REGEX and no line starts with "FAIL". Prints the whole output when it fails.
 set -u
 
 also=""
 reject=""
+socket_out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--socket-out)
+		socket_out=1
+		shift ;;
 	--also)
 		[ $# -ge 2 ] || { echo "run.sh: --also needs a regex" >&2; exit 2; }
 		also="$also
@@ -42,7 +47,26 @@ fi
 out=$(mktemp "${TMPDIR:-/tmp}/kiln-guest.XXXXXX") || exit 2
 trap 'rm -f "$out" "$out.clean"' EXIT INT TERM
 
-timeout -k 5 60 "$kiln" run --kernel "$guest" --serial stdio "$@" </dev/null >"$out" 2>&1
+if [ -n "$socket_out" ]; then
+	# kiln's stdout and stderr: one end of a socketpair; this reader copies the other to $out.
+	# Exit status as the shell gives it (128 + a signal's number).
+	timeout -k 5 60 python3 -c '
+import socket, subprocess, sys
+a, b = socket.socketpair()
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.DEVNULL, stdout=b, stderr=b)
+b.close()
+with open(sys.argv[1], "wb") as f:
+    while True:
+        d = a.recv(65536)
+        if not d:
+            break
+        f.write(d)
+rc = p.wait()
+sys.exit(128 - rc if rc < 0 else rc)
+' "$out" "$kiln" run --kernel "$guest" --serial stdio "$@" </dev/null
+else
+	timeout -k 5 60 "$kiln" run --kernel "$guest" --serial stdio "$@" </dev/null >"$out" 2>&1
+fi
 status=$?
 tr -d '\r' <"$out" >"$out.clean"
 
