@@ -26,7 +26,7 @@ static void jailer_usage(FILE *f)
 	    "joins the network namespace, drops to UID:GID with no capabilities and execs the "
 	    "copy\n"
 	    "with ARGS (`api` is put first when ARGS start with an option, and `--id ID` is added\n"
-	    "for `api` like Firecracker's jailer adds it). Run it as root.\n"
+	    "for `api` and `restore` like Firecracker's jailer adds it). Run it as root.\n"
 	    "\n"
 	    "  --id ID                  the jail's id: 1-64 of A-Z a-z 0-9 -\n"
 	    "  --exec-file FILE         the kiln binary (statically linked) to copy and run\n"

@@ -122,7 +122,8 @@ static int exec_kiln(struct jail *j)
 	argv[k++] = path;
 	/* Firecracker's callers pass the VMM's options only: kiln serves them as `kiln api`. */
 	argv[k++] = o->n_args == 0 || o->args[0][0] == '-' ? "api" : o->args[i++];
-	if (!strcmp(argv[1], "api") && strlen(o->id) <= KILN_API_ID_MAX &&
+	if ((!strcmp(argv[1], "api") || !strcmp(argv[1], "restore")) &&
+	    strlen(o->id) <= KILN_API_ID_MAX &&
 	    !has_id(o->args + i, o->n_args - i)) {
 		argv[k++] = "--id";
 		argv[k++] = (char *)o->id;
