@@ -400,16 +400,16 @@ else
 	note "REST API latency not measured: no 'kiln api' or no python3"
 fi
 
-# --- 6b. snapshot restore and create (bench/snapshot.sh, its own format) --------------------------
+# --- 6b. snapshot restore, Full and Diff create (bench/snapshot.sh, its own format) ---------------
 snap_out=$out/snapshot.txt
 rm -f "$snap_out"
 flood_guest=$(dirname "$kiln")/tests/guests/flood.elf
-if [ -f "$flood_guest" ] && command -v python3 >/dev/null; then
-	echo "bench: snapshot restore and create (bench/snapshot.sh)"
+if [ -f "$flood_guest" ] && [ -f "${flood_guest%/*}/dirty.elf" ] && command -v python3 >/dev/null; then
+	echo "bench: snapshot restore, Full and Diff create (bench/snapshot.sh)"
 	run_bg "$snap_out" "$here/snapshot.sh" "$kiln" "$flood_guest" "$((runs < 10 ? 10 : runs))" ||
 		die "bench/snapshot.sh failed"
 else
-	note "snapshots not measured: no $flood_guest (guest_tests=false) or no python3"
+	note "snapshots not measured: no $flood_guest or dirty.elf beside it (guest_tests=false) or no python3"
 fi
 
 # --- 7. virtio-blk throughput in process (bench/blk.c, no KVM) ------------------------------------
