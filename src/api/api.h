@@ -33,7 +33,11 @@
  * waits for the main thread is not counted. */
 #define API_MAX_CONNECTIONS 64
 #define API_IO_TIMEOUT_MS 10000
-#define API_BODY_MAX (64 * 1024)      /* larger request bodies get 413 */
+#define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 (the default) */
+/* The bounds of `kiln api --http-api-max-payload-size`: below the minimum not even a drive
+ * with a short path fits; above the maximum 64 connections could hold 64 MiB of bodies. */
+#define API_BODY_MAX_MIN 256
+#define API_BODY_MAX_MAX (1024 * 1024)
 #define API_PATH_MAX 4096	      /* host paths, bytes including NUL */
 #define API_BOOT_ARGS_MAX 4096	      /* boot_args, bytes including NUL */
 #define API_DEFAULT_MEM_MIB 128	      /* Firecracker's default machine-config */
@@ -130,6 +134,9 @@ int api_config_load_file(struct api_config *c, const char *path, char *err,
 /* The same from text; `what` names the text in messages about it as a whole. */
 int api_config_load_text(struct api_config *c, const char *text, size_t len, const char *what,
 			 char *err, size_t errlen) __must_check;
+/* A logger level as PUT /logger takes it (Error, Warning, Info, Debug, Trace, Off, Warn; any
+ * case). Returns 0 or -EINVAL. */
+int api_log_level_parse(const char *s, enum log_level *out) __must_check;
 /* Is s a valid drive or interface id (1-63 of [A-Za-z0-9_-])? */
 bool api_id_valid(const char *s);
 
@@ -157,6 +164,17 @@ struct api_options {
 	 * outlive api_run). */
 	const struct api_snapshot_load *load;
 	bool no_api;
+	/* `kiln api`'s Firecracker flags (--log-path, --level, --module, --show-level,
+	 * --show-log-origin): applied at start as PUT /logger would be, when logger.set. The
+	 * strings are the caller's. */
+	struct api_logger_config logger;
+	const char *metrics_path; /* --metrics-path: as PUT /metrics; NULL: none */
+	size_t body_max;	  /* --http-api-max-payload-size; 0: API_BODY_MAX */
+	/* --start-time-us (CLOCK_MONOTONIC) and --start-time-cpu-us (the process's CPU clock),
+	 * plus --parent-cpu-time-us: the metrics' api.process_startup_time_us and
+	 * process_startup_time_cpu_us, measured when the socket is ready (Firecracker's). */
+	bool start_time_set, start_cpu_set;
+	uint64_t start_time_us, start_time_cpu_us, parent_cpu_time_us;
 };
 
 /* Run `kiln api`: returns the process exit status. */
@@ -226,6 +244,10 @@ struct api {
 	int metrics_fd; /* -1: none; written by the main thread only */
 	int log_fd;	/* -1: stderr */
 	uint64_t start_ms;
+	size_t body_max; /* larger request bodies get 413; 0: API_BODY_MAX */
+	/* From --start-time-us / --start-time-cpu-us, when the socket became ready (0: not
+	 * given). */
+	uint64_t startup_us, startup_cpu_us;
 	struct api_server *server;
 	_Atomic int inflight; /* requests begun and not yet completed (response sent or dropped) */
 };

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -318,13 +319,29 @@ int api_sec_serial(struct api_config *c, const json_t *o, const char *w, char *e
 	return 0;
 }
 
+/* Index = enum log_level + 1; "Warn" is accepted for "Warning". */
+static const char *const levels[] = {"Off",   "Error", "Warning", "Info",
+				     "Debug", "Trace", "Warn",	  NULL};
+
+static enum log_level level_of(unsigned i)
+{
+	return i == 6 ? LOG_WARN : (enum log_level)((int)i - 1);
+}
+
+int api_log_level_parse(const char *s, enum log_level *out)
+{
+	for (unsigned i = 0; levels[i]; i++)
+		if (!strcasecmp(s, levels[i])) {
+			*out = level_of(i);
+			return 0;
+		}
+	return -EINVAL;
+}
+
 int api_sec_logger(struct api_config *c, const json_t *o, const char *w, char *err, size_t n)
 {
 	static const char *const fields[] = {"log_path",	"level",  "show_level",
 					     "show_log_origin", "module", NULL};
-	/* Index = enum log_level + 1; "Warn" is accepted for "Warning". */
-	static const char *const levels[] = {"Off",   "Error", "Warning", "Info",
-					     "Debug", "Trace", "Warn",	  NULL};
 	const char *path = NULL, *module = NULL;
 	unsigned level = LOG_INFO + 1;
 	struct api_logger_config l = {.set = true};
@@ -337,7 +354,7 @@ int api_sec_logger(struct api_config *c, const json_t *o, const char *w, char *e
 	    (ret = api_json_bool(o, "show_log_origin", w, false, &l.show_origin, err, n)) < 0 ||
 	    (ret = api_json_str(o, "module", w, false, 63, &module, err, n)) < 0)
 		return ret;
-	l.level = level == 6 ? LOG_WARN : (enum log_level)((int)level - 1);
+	l.level = level_of(level);
 	if (set_str(&l.log_path, path) || set_str(&l.module, module && *module ? module : NULL)) {
 		free(l.log_path);
 		return -ENOMEM;

@@ -336,6 +336,60 @@ static void preboot_loop(struct control *m)
 	}
 }
 
+/* `kiln api`'s --log-path... and --metrics-path: what PUT /logger and PUT /metrics would do,
+ * recorded in the configuration as they would be (so that those routes then answer "already
+ * configured", and GET /vm/config shows them). */
+static int cli_flags(struct api *a, const struct api_options *o, char *err, size_t n)
+{
+	char msg[500];
+
+	if (o->logger.set) {
+		struct api_logger_config l = o->logger;
+		if (api_logger_apply(a, &l, msg, sizeof(msg))) {
+			snprintf(err, n, "--log-path: %s", msg);
+			return -EINVAL;
+		}
+		l.log_path = l.log_path ? strdup(l.log_path) : NULL;
+		l.module = l.module ? strdup(l.module) : NULL;
+		if ((o->logger.log_path && !l.log_path) || (o->logger.module && !l.module)) {
+			free(l.log_path);
+			snprintf(err, n, "--log-path: out of memory");
+			return -ENOMEM;
+		}
+		a->cfg.logger = l;
+		log_info("api: logger configured from the command line");
+	}
+	if (o->metrics_path) {
+		a->metrics_fd = api_metrics_open(o->metrics_path, msg, sizeof(msg));
+		if (a->metrics_fd < 0) {
+			snprintf(err, n, "--metrics-path: %s", msg);
+			return a->metrics_fd;
+		}
+		if (!(a->cfg.metrics_path = strdup(o->metrics_path))) {
+			snprintf(err, n, "--metrics-path: out of memory");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* --start-time-us and --start-time-cpu-us: how long the process took to serve its socket
+ * (Firecracker's process_startup_time_us and process_startup_time_cpu_us). */
+static void startup_times(struct api *a, const struct api_options *o)
+{
+	struct timespec ts;
+
+	if (o->start_time_set && !clock_gettime(CLOCK_MONOTONIC, &ts)) {
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+		a->startup_us = now > o->start_time_us ? now - o->start_time_us : 0;
+	}
+	if (o->start_cpu_set && !clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)) {
+		uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+		a->startup_cpu_us = (now > o->start_time_cpu_us ? now - o->start_time_cpu_us : 0) +
+				    o->parent_cpu_time_us;
+	}
+}
+
 static int setup(struct control *m, const struct api_options *o, char *err, size_t n)
 {
 	struct api *a = &m->a;
@@ -375,6 +429,15 @@ static int setup(struct control *m, const struct api_options *o, char *err, size
 		int ret = api_config_load_file(&a->cfg, o->config_file, err, n);
 		if (ret)
 			return ret;
+		if ((o->logger.set && a->cfg.logger.set) ||
+		    (o->metrics_path && a->cfg.metrics_path)) {
+			snprintf(err, n, "%s: %s: also given on the command line (%s)",
+				 o->config_file,
+				 o->logger.set && a->cfg.logger.set ? "logger" : "metrics",
+				 o->logger.set && a->cfg.logger.set ? "--log-path, --level..."
+								    : "--metrics-path");
+			return -EINVAL;
+		}
 		if ((ret = api_logger_apply(a, &a->cfg.logger, err, n)))
 			return ret;
 		if (a->cfg.metrics_path) {
@@ -386,7 +449,7 @@ static int setup(struct control *m, const struct api_options *o, char *err, size
 			}
 		}
 	}
-	return 0;
+	return cli_flags(a, o, err, n);
 }
 
 int api_run(const struct api_options *o)
@@ -405,6 +468,7 @@ int api_run(const struct api_options *o)
 	api_config_init(&a->cfg);
 	a->metrics_fd = a->log_fd = a->cmd_efd = m.timer_fd = m.sig_fd = -1;
 	a->start_ms = clock_ms();
+	a->body_max = o->body_max;
 	snprintf(a->id, sizeof(a->id), "%s", o->id ? o->id : "anonymous-instance");
 	log_set_id(a->id);
 
@@ -415,6 +479,7 @@ int api_run(const struct api_options *o)
 	    (o->load && load_snapshot(&m, o->load, err, sizeof(err))) ||
 	    (!o->no_api && api_server_start(a, o->sock_path, err, sizeof(err))))
 		goto out;
+	startup_times(a, o);
 	preboot_loop(&m);
 	if (m.vm_live) {
 		close(m.sig_fd); /* vm_run reads the stop signals from here on */

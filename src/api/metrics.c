@@ -61,7 +61,9 @@ static json_t *m_api(struct api *a, struct vm *vm)
 	    set_u64(o, "connections", atomic_load(&c->connections)) &&
 	    set_u64(o, "connections_refused", atomic_load(&c->connections_refused)) &&
 	    set_u64(o, "connections_timed_out", atomic_load(&c->connections_timed_out)) &&
-	    set_u64(o, "deprecated_requests", atomic_load(&c->deprecated)))
+	    set_u64(o, "deprecated_requests", atomic_load(&c->deprecated)) &&
+	    set_u64(o, "process_startup_time_us", a->startup_us) &&
+	    set_u64(o, "process_startup_time_cpu_us", a->startup_cpu_us))
 		return o;
 	json_decref(o);
 	return NULL;

@@ -169,11 +169,14 @@ static enum MHD_Result respond(struct api *a, struct MHD_Connection *c, unsigned
 	return ret;
 }
 
+/* The largest body a request may have (--http-api-max-payload-size). */
+static size_t body_max(const struct api *a) { return a->body_max ? a->body_max : API_BODY_MAX; }
+
 static enum MHD_Result too_large(struct api *a, struct MHD_Connection *c)
 {
 	char msg[96];
 	atomic_fetch_add(&a->counters.body_too_large, 1);
-	snprintf(msg, sizeof(msg), "request body: larger than %u bytes", API_BODY_MAX);
+	snprintf(msg, sizeof(msg), "request body: larger than %zu bytes", body_max(a));
 	return respond(a, c, 413, api_fault(msg), NULL);
 }
 
@@ -362,7 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		atomic_fetch_add(&a->counters.requests, 1);
 		const char *cl =
 		    mhd.lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX) {
+		if (cl && strtoull(cl, NULL, 10) > body_max(a)) {
 			r->too_large = true;
 			return too_large(a, c);
 		}
@@ -373,7 +376,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		*upload_size = 0;
 		if (r->too_large)
 			return MHD_YES; /* drain what is left of a chunked body */
-		if (r->len + n > API_BODY_MAX) {
+		if (r->len + n > body_max(a)) {
 			free(r->body);
 			r->body = NULL;
 			r->len = 0;
