@@ -166,91 +166,6 @@ static int cmd_run(int argc, char **argv)
 	return vm_exit_status(why, sig);
 }
 
-static void api_usage(FILE *f)
-{
-	fprintf(f, "usage: kiln api --api-sock PATH [--id NAME] [--config-file FILE]\n"
-		   "       kiln api --no-api --config-file FILE [--id NAME]\n"
-		   "\n"
-		   "Serves the Firecracker-compatible REST API (docs/api.md) over HTTP on a Unix\n"
-		   "socket, and boots the VM on PUT /actions {\"action_type\": \"InstanceStart\"}.\n"
-		   "\n"
-		   "  --api-sock PATH     the socket to create (mode 0600; a stale socket file is\n"
-		   "                      replaced, a live one refused)\n"
-		   "  --id NAME           instance id shown by GET / and in log lines\n"
-		   "                      (default anonymous-instance)\n"
-		   "  --config-file FILE  boot at once from FILE (the schema of GET /vm/config)\n"
-		   "  --no-api            serve no API (needs --config-file)\n"
-		   "  --seccomp on|log|off  seccomp allowlists, one per thread (docs/security.md):\n"
-		   "                      on stops kiln at a call outside them, with a line naming\n"
-		   "                      it; log lets it through and the kernel logs it (default on)\n");
-}
-
-/* `kiln api` options: each once, as `--opt VALUE` or `--opt=VALUE`. */
-static int cmd_api(int argc, char **argv)
-{
-	struct api_options o = { 0 };
-	const char **slot, *seccomp = NULL;
-
-	for (int i = 0; i < argc; i++) {
-		const char *arg = argv[i], *eq = strchr(arg, '='), *val = NULL;
-		size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
-
-		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-			api_usage(stdout);
-			return 0;
-		}
-		if (n == 8 && !strncmp(arg, "--no-api", n) && !eq) {
-			o.no_api = true;
-			continue;
-		}
-		if (n == 10 && !strncmp(arg, "--api-sock", n))
-			slot = &o.sock_path;
-		else if (n == 4 && !strncmp(arg, "--id", n))
-			slot = &o.id;
-		else if (n == 13 && !strncmp(arg, "--config-file", n))
-			slot = &o.config_file;
-		else if (n == 9 && !strncmp(arg, "--seccomp", n))
-			slot = &seccomp;
-		else {
-			fprintf(stderr, "kiln api: unknown option '%s' (try `kiln api --help`)\n", arg);
-			return 1;
-		}
-		if (eq)
-			val = eq + 1;
-		else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0)
-			val = argv[++i];
-		if (!val || !*val) {
-			fprintf(stderr, "kiln api: %.*s needs a value\n", (int)n, arg);
-			return 1;
-		}
-		if (*slot) {
-			fprintf(stderr, "kiln api: %.*s given twice\n", (int)n, arg);
-			return 1;
-		}
-		*slot = val;
-	}
-	if (seccomp && seccomp_mode_from("kiln api: --seccomp", seccomp))
-		return 1;
-	if (o.no_api && !o.config_file) {
-		fprintf(stderr, "kiln api: --no-api needs --config-file\n");
-		return 1;
-	}
-	if (o.no_api && o.sock_path) {
-		fprintf(stderr, "kiln api: --api-sock and --no-api exclude each other\n");
-		return 1;
-	}
-	if (!o.no_api && !o.sock_path) {
-		fprintf(stderr, "kiln api: --api-sock PATH is required (or --no-api --config-file)\n");
-		return 1;
-	}
-	if (o.id && !api_id_valid(o.id)) {
-		fprintf(stderr, "kiln api: --id: '%s' is not valid (1-63 characters of A-Z a-z 0-9 _ -)\n",
-			o.id);
-		return 1;
-	}
-	return api_run(&o);
-}
-
 int main(int argc, char **argv)
 {
 	/* A console reader that went away must not kill the VMM: writes report EPIPE. */
@@ -274,7 +189,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "run") == 0)
 		return cmd_run(argc - 2, argv + 2);
 	if (strcmp(argv[1], "api") == 0)
-		return cmd_api(argc - 2, argv + 2);
+		return cli_api_main(argc - 2, argv + 2, "kiln " KILN_VERSION " (" KILN_FLAVOUR ")");
 	if (strcmp(argv[1], "snapshot") == 0)
 		return cli_snapshot_main(argc - 2, argv + 2);
 	if (strcmp(argv[1], "restore") == 0)

@@ -54,6 +54,8 @@ const char *cli_http_fault(const struct cli_http_resp *r, char *buf, size_t len)
 /* ---- the commands: each returns the process's exit status ---------------------------- */
 
 int cli_snapshot_main(int argc, char **argv);
+/* `kiln api`; version is the line `--version` prints (`kiln --version`'s). */
+int cli_api_main(int argc, char **argv, const char *version);
 int cli_restore_main(int argc, char **argv);
 
 /* ---- restore_cmd.c: `kiln restore`'s command line ------------------------------------ */
@@ -74,3 +76,31 @@ struct cli_restore {
  * not a Unix socket (--uffd). Nothing is changed outside r. */
 int cli_restore_parse(int argc, char **argv, struct cli_restore *r, char *err,
 		      size_t errlen) __must_check;
+
+/* ---- api_cmd.c: `kiln api`'s command line -------------------------------------------- */
+
+/* What cli_api_parse found to do. */
+enum cli_api_action {
+	CLI_API_RUN,		  /* serve: api_run(&api) */
+	CLI_API_HELP,		  /* --help, -h */
+	CLI_API_VERSION,	  /* --version */
+	CLI_API_SNAPSHOT_VERSION, /* --snapshot-version */
+	CLI_API_DESCRIBE,	  /* --describe-snapshot FILE: describe */
+};
+
+/* `kiln api`'s options, kiln's and Firecracker's (docs/api.md). Strings point into argv. */
+struct cli_api {
+	struct api_options api;
+	bool seccomp_set; /* --seccomp or --no-seccomp: seccomp_mode_set(seccomp) first */
+	enum seccomp_mode seccomp;
+	const char *describe;	  /* --describe-snapshot */
+	uint64_t mmds_size_limit; /* --mmds-size-limit: checked, no effect (kiln has no MMDS) */
+	bool enable_pci;	  /* --enable-pci: no effect (kiln's devices are always PCI) */
+};
+
+/* Parse and check argv (after "api") into r. Returns a CLI_API_* action (>= 0), or -EINVAL
+ * with one line in err naming the option and the problem: an unknown option, a missing,
+ * empty or repeated one, a bad number or level, a value out of range, contradictory
+ * options, a Firecracker flag kiln refuses (--seccomp-filter, --boot-timer, --metadata).
+ * Nothing is opened. */
+int cli_api_parse(int argc, char **argv, struct cli_api *r, char *err, size_t errlen) __must_check;

@@ -326,12 +326,152 @@ static void test_http(void **st)
 	assert_non_null(strstr(err, "no answer within the time allowed"));
 }
 
+/* `kiln api`'s options: kiln's and Firecracker's VMM flags (cli_api_parse). */
+static void test_api_parse(void **st)
+{
+	(void)st;
+	struct cli_api r;
+
+	/* firecracker-go-sdk's exact argument list */
+	char *sdk[] = {"--api-sock", "/s", "--id", "vm-1", "--no-seccomp", NULL};
+	assert_int_equal(cli_api_parse(5, sdk, &r, err, sizeof(err)), CLI_API_RUN);
+	assert_string_equal(r.api.sock_path, "/s");
+	assert_string_equal(r.api.id, "vm-1");
+	assert_true(r.seccomp_set);
+	assert_int_equal(r.seccomp, SECCOMP_MODE_OFF);
+	assert_false(r.api.logger.set);
+	assert_null(r.api.metrics_path);
+	assert_int_equal(r.api.body_max, 0);
+
+	/* every flag that takes effect, both spellings of a value */
+	char *all[] = {"--api-sock=/s",
+		       "--log-path",
+		       "/l",
+		       "--level",
+		       "debug",
+		       "--module",
+		       "api",
+		       "--show-level",
+		       "--show-log-origin",
+		       "--metrics-path",
+		       "/m",
+		       "--start-time-us",
+		       "12",
+		       "--start-time-cpu-us=34",
+		       "--parent-cpu-time-us",
+		       "56",
+		       "--http-api-max-payload-size",
+		       "1000",
+		       "--mmds-size-limit",
+		       "4096",
+		       "--enable-pci",
+		       "--seccomp",
+		       "log",
+		       NULL};
+	assert_int_equal(cli_api_parse(23, all, &r, err, sizeof(err)), CLI_API_RUN);
+	assert_true(r.api.logger.set);
+	assert_string_equal(r.api.logger.log_path, "/l");
+	assert_int_equal(r.api.logger.level, LOG_DEBUG);
+	assert_string_equal(r.api.logger.module, "api");
+	assert_true(r.api.logger.show_level);
+	assert_true(r.api.logger.show_origin);
+	assert_string_equal(r.api.metrics_path, "/m");
+	assert_true(r.api.start_time_set);
+	assert_int_equal(r.api.start_time_us, 12);
+	assert_true(r.api.start_cpu_set);
+	assert_int_equal(r.api.start_time_cpu_us, 34);
+	assert_int_equal(r.api.parent_cpu_time_us, 56);
+	assert_int_equal(r.api.body_max, 1000);
+	assert_int_equal(r.mmds_size_limit, 4096);
+	assert_true(r.enable_pci);
+	assert_int_equal(r.seccomp, SECCOMP_MODE_LOG);
+
+	/* any one logger flag configures the logger (no --log-path: stderr), at Info unless
+	 * --level says otherwise, as PUT /logger */
+	char *lvl[] = {"--api-sock", "/s", "--show-level", NULL};
+	assert_int_equal(cli_api_parse(3, lvl, &r, err, sizeof(err)), CLI_API_RUN);
+	assert_true(r.api.logger.set);
+	assert_null(r.api.logger.log_path);
+	assert_int_equal(r.api.logger.level, LOG_INFO);
+	char *off[] = {"--api-sock",   "/s",	    "--level", "Off",
+		       "--no-seccomp", "--seccomp", "off",     NULL};
+	assert_int_equal(cli_api_parse(7, off, &r, err, sizeof(err)), CLI_API_RUN);
+	assert_int_equal(r.api.logger.level, LOG_OFF);
+	assert_int_equal(r.seccomp, SECCOMP_MODE_OFF);
+	char *noapi[] = {"--no-api", "--config-file", "vm.json", NULL};
+	assert_int_equal(cli_api_parse(3, noapi, &r, err, sizeof(err)), CLI_API_RUN);
+	assert_true(r.api.no_api);
+	assert_false(r.seccomp_set);
+
+	/* what prints and exits */
+	char *ver[] = {"--version", NULL};
+	assert_int_equal(cli_api_parse(1, ver, &r, err, sizeof(err)), CLI_API_VERSION);
+	char *sver[] = {"--snapshot-version", NULL};
+	assert_int_equal(cli_api_parse(1, sver, &r, err, sizeof(err)), CLI_API_SNAPSHOT_VERSION);
+	char *desc[] = {"--describe-snapshot", "/snap", NULL};
+	assert_int_equal(cli_api_parse(2, desc, &r, err, sizeof(err)), CLI_API_DESCRIBE);
+	assert_string_equal(r.describe, "/snap");
+	char *help[] = {"--api-sock", "/s", "-h", NULL};
+	assert_int_equal(cli_api_parse(3, help, &r, err, sizeof(err)), CLI_API_HELP);
+
+	/* bad input: one line naming the option */
+	static const struct {
+		const char *argv[6];
+		const char *msg;
+	} bad[] = {
+	    {{"--api-sock", "/s", "--seccomp-filter", "/f"},
+	     "kiln api: --seccomp-filter: Firecracker's"},
+	    {{"--api-sock", "/s", "--no-seccomp", "--seccomp", "on"},
+	     "--no-seccomp and --seccomp on"},
+	    {{"--api-sock", "/s", "--no-seccomp", "--no-seccomp"}, "--no-seccomp given twice"},
+	    {{"--api-sock", "/s", "--seccomp", "strict"}, "--seccomp: 'strict'"},
+	    {{"--api-sock", "/s", "--boot-timer"}, "--boot-timer: kiln has no boot timer"},
+	    {{"--api-sock", "/s", "--metadata", "/md.json"}, "--metadata: kiln has no MMDS"},
+	    {{"--api-sock", "/s", "--level", "Loud"}, "--level: 'Loud' is not"},
+	    {{"--api-sock", "/s", "--level"}, "--level needs a value"},
+	    {{"--api-sock", "/s", "--log-path="}, "--log-path: empty value"},
+	    {{"--api-sock", "/s", "--show-level=true"}, "--show-level takes no value"},
+	    {{"--api-sock", "/s", "--module",
+	      "0123456789012345678901234567890123456789012345678901234567890123"},
+	     "--module: longer than 63"},
+	    {{"--api-sock", "/s", "--start-time-us", "-5"}, "--start-time-us: '-5' is not"},
+	    {{"--api-sock", "/s", "--start-time-cpu-us", "1e3"}, "--start-time-cpu-us: '1e3'"},
+	    {{"--api-sock", "/s", "--parent-cpu-time-us", "99999999999999999999"},
+	     "--parent-cpu-time-us: '99999999999999999999'"},
+	    {{"--api-sock", "/s", "--parent-cpu-time-us", "5"},
+	     "--parent-cpu-time-us needs --start-time-cpu-us"},
+	    {{"--api-sock", "/s", "--http-api-max-payload-size", "255"},
+	     "--http-api-max-payload-size: 255 is out of range (256-1048576 bytes)"},
+	    {{"--api-sock", "/s", "--http-api-max-payload-size", "1048577"}, "1048577 is out of"},
+	    {{"--api-sock", "/s", "--http-api-max-payload-size", "64k"},
+	     "--http-api-max-payload-size: '64k'"},
+	    {{"--api-sock", "/s", "--mmds-size-limit", "lots"}, "--mmds-size-limit: 'lots'"},
+	    {{"--api-sock", "/s", "--enable-pci=1"}, "--enable-pci takes no value"},
+	    {{"--api-sock", "/s", "--id", "a b"}, "--id: 'a b' is not valid"},
+	    {{"--no-api"}, "--no-api needs --config-file"},
+	    {{"--no-api", "--config-file", "f", "--api-sock", "/s"}, "exclude each other"},
+	    {{"--id", "x"}, "--api-sock PATH is required"},
+	    {{"--api-sock", "/s", "--vsock"}, "unknown option '--vsock'"},
+	    {{"--api-sock", "/s", "stray"}, "unexpected argument 'stray'"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int argc = 0;
+		while (argc < 6 && bad[i].argv[argc])
+			argc++;
+		err[0] = '\0';
+		assert_int_equal(cli_api_parse(argc, (char **)bad[i].argv, &r, err, sizeof(err)),
+				 -EINVAL);
+		if (!strstr(err, bad[i].msg))
+			fail_msg("case %zu: '%s' lacks '%s'", i, err, bad[i].msg);
+		assert_null(strchr(err, '\n'));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_run_api_sock),
-	    cmocka_unit_test(test_cmd_parse),
-	    cmocka_unit_test(test_restore_parse),
+	    cmocka_unit_test(test_run_api_sock),  cmocka_unit_test(test_cmd_parse),
+	    cmocka_unit_test(test_restore_parse), cmocka_unit_test(test_api_parse),
 	    cmocka_unit_test(test_http),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
