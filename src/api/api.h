@@ -60,7 +60,13 @@ struct api_logger_config {
 	bool show_level;
 	bool show_origin;
 	char *module; /* NULL: no filter */
+	unsigned given; /* API_LOG_GIVEN_*: the fields a PUT /logger body had */
 };
+
+#define API_LOG_GIVEN_PATH 1u
+#define API_LOG_GIVEN_SHOW_LEVEL 2u
+#define API_LOG_GIVEN_SHOW_ORIGIN 4u
+#define API_LOG_GIVEN_MODULE 8u
 
 /* Everything a config file or the API can set: the VM itself plus what vm_config does not
  * carry. Owned strings are freed by api_config_free(). */
@@ -243,6 +249,9 @@ struct api {
 	struct api_counters counters;
 	int metrics_fd; /* -1: none; written by the main thread only */
 	int log_fd;	/* -1: stderr */
+	/* The logger was configured by `kiln api --log-path...`: PUT /logger then updates it as
+	 * Firecracker's does (the fields a body gives; level back to Info when absent). */
+	bool logger_from_cli;
 	uint64_t start_ms;
 	size_t body_max; /* larger request bodies get 413; 0: API_BODY_MAX */
 	/* From --start-time-us / --start-time-cpu-us, when the socket became ready (0: not

@@ -348,12 +348,19 @@ int api_sec_logger(struct api_config *c, const json_t *o, const char *w, char *e
 	int ret;
 
 	if ((ret = api_json_check_object(o, w, fields, err, n)) ||
-	    (ret = api_get_path(o, "log_path", w, false, false, true, false, &path, err, n)) < 0 ||
-	    (ret = api_json_enum(o, "level", w, false, levels, true, &level, err, n)) < 0 ||
-	    (ret = api_json_bool(o, "show_level", w, false, &l.show_level, err, n)) < 0 ||
-	    (ret = api_json_bool(o, "show_log_origin", w, false, &l.show_origin, err, n)) < 0 ||
-	    (ret = api_json_str(o, "module", w, false, 63, &module, err, n)) < 0)
+	    (ret = api_get_path(o, "log_path", w, false, false, true, false, &path, err, n)) < 0)
 		return ret;
+	l.given |= ret ? API_LOG_GIVEN_PATH : 0;
+	if ((ret = api_json_enum(o, "level", w, false, levels, true, &level, err, n)) < 0 ||
+	    (ret = api_json_bool(o, "show_level", w, false, &l.show_level, err, n)) < 0)
+		return ret;
+	l.given |= ret ? API_LOG_GIVEN_SHOW_LEVEL : 0;
+	if ((ret = api_json_bool(o, "show_log_origin", w, false, &l.show_origin, err, n)) < 0)
+		return ret;
+	l.given |= ret ? API_LOG_GIVEN_SHOW_ORIGIN : 0;
+	if ((ret = api_json_str(o, "module", w, false, 63, &module, err, n)) < 0)
+		return ret;
+	l.given |= ret ? API_LOG_GIVEN_MODULE : 0;
 	l.level = level_of(level);
 	if (set_str(&l.log_path, path) || set_str(&l.module, module && *module ? module : NULL)) {
 		free(l.log_path);

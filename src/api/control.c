@@ -337,8 +337,9 @@ static void preboot_loop(struct control *m)
 }
 
 /* `kiln api`'s --log-path... and --metrics-path: what PUT /logger and PUT /metrics would do,
- * recorded in the configuration as they would be (so that those routes then answer "already
- * configured", and GET /vm/config shows them). */
+ * recorded in the configuration as they would be (GET /vm/config shows them; PUT /metrics
+ * then answers "already configured", and PUT /logger updates the logger, as Firecracker's
+ * routes do after these flags). */
 static int cli_flags(struct api *a, const struct api_options *o, char *err, size_t n)
 {
 	char msg[500];
@@ -357,6 +358,7 @@ static int cli_flags(struct api *a, const struct api_options *o, char *err, size
 			return -ENOMEM;
 		}
 		a->cfg.logger = l;
+		a->logger_from_cli = true;
 		log_info("api: logger configured from the command line");
 	}
 	if (o->metrics_path) {

@@ -218,6 +218,18 @@ static unsigned put_serial(struct req *r)
 	return status;
 }
 
+/* After `kiln api --log-path...`, as Firecracker's LOGGER.update: the body's fields replace
+ * the logger's, the others stay, and the level is the body's or Info. */
+static void logger_merge(struct api_logger_config *l, struct api_logger_config *old)
+{
+	if (!(l->given & API_LOG_GIVEN_SHOW_LEVEL))
+		l->show_level = old->show_level;
+	if (!(l->given & API_LOG_GIVEN_SHOW_ORIGIN))
+		l->show_origin = old->show_origin;
+	if (!(l->given & API_LOG_GIVEN_MODULE))
+		l->module = old->module; /* borrowed: put_logger takes it over or gives it back */
+}
+
 static unsigned put_logger(struct req *r)
 {
 	struct api_config tmp;
@@ -229,12 +241,24 @@ static unsigned put_logger(struct req *r)
 	pthread_mutex_lock(&r->a->lock);
 	if (r->a->state != API_NOT_STARTED)
 		status = not_after_boot(r);
-	else if (r->a->cfg.logger.set)
+	else if (r->a->cfg.logger.set && !r->a->logger_from_cli)
 		status = fault(r, 400, "logger: already configured (the logger is set up once)");
+	if (status == 204 && r->a->logger_from_cli)
+		logger_merge(&tmp.logger, &r->a->cfg.logger);
 	if (status == 204 && api_logger_apply(r->a, &tmp.logger, err, sizeof(err)))
 		status = fault(r, 400, "%s", err);
+	if (tmp.logger.module && tmp.logger.module == r->a->cfg.logger.module) {
+		if (status == 204)
+			r->a->cfg.logger.module = NULL; /* taken over */
+		else
+			tmp.logger.module = NULL; /* given back */
+	}
 	if (status == 204) {
 		struct api_logger_config *l = &r->a->cfg.logger;
+		if (!tmp.logger.log_path) { /* the file stays (api_logger_apply kept it) */
+			tmp.logger.log_path = l->log_path;
+			l->log_path = NULL;
+		}
 		free(l->log_path);
 		free(l->module);
 		*l = tmp.logger;

@@ -44,7 +44,7 @@ static void usage(FILE *f)
 		"  --show-level        show the level in log lines\n"
 		"  --show-log-origin   show the file and line in log lines\n"
 		"                      (these five configure the logger as PUT /logger would;\n"
-		"                      PUT /logger is then refused as already configured)\n"
+		"                      PUT /logger then updates it, as Firecracker's does)\n"
 		"  --metrics-path PATH  metrics to PATH, as PUT /metrics\n"
 		"  --start-time-us N, --start-time-cpu-us N, --parent-cpu-time-us N\n"
 		"                      the caller's clocks at exec (CLOCK_MONOTONIC and CPU time,\n"

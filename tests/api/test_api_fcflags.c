@@ -114,11 +114,19 @@ static void test_fc_flags(void **st)
 	assert_true(wait_lines(kiln_file(&k, "kiln.log"), "", 3, 5000));
 	assert_true(file_contains(kiln_file(&k, "kiln.log"), "api: response 413"));
 
-	/* configured from the command line, as PUT /logger and PUT /metrics would */
-	expect(k.sock, "PUT", "/logger", "{\"level\": \"Info\"}", 400, "already configured");
+	/* configured from the command line: PUT /metrics is refused as after PUT /metrics (and
+	 * in Firecracker); PUT /logger updates the logger as Firecracker's does: the fields it
+	 * gives, the same file, the level back to Info when absent (no more Debug lines) */
 	expect(k.sock, "PUT", "/metrics",
 	       kiln_body_with_path(&k, "{\"metrics_path\": \"%s\"}", "m2.json"), 400,
 	       "already configured");
+	int debug_lines = count_lines(kiln_file(&k, "kiln.log"), "");
+	expect(k.sock, "PUT", "/logger", "{\"show_level\": true}", 204, NULL);
+	assert_true(file_contains(kiln_file(&k, "kiln.log"), ":INFO] api: logger configured"));
+	expect(k.sock, "PUT", "/logger", "{\"level\": \"Bogus\"}", 400, "level");
+	expect(k.sock, "GET", "/nowhere", NULL, 404, NULL); /* a Debug line, now dropped */
+	sleep_ms(100);
+	assert_int_equal(count_lines(kiln_file(&k, "kiln.log"), ""), debug_lines + 1);
 	assert_non_null(strstr(vm_config(k.sock), "kiln.log"));
 
 	/* FlushMetrics writes a line to --metrics-path, with the start-up time */
