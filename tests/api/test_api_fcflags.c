@@ -187,7 +187,7 @@ static void test_fc_flags_refused(void **st)
 
 /* firecracker-go-sdk's exact arguments (machine.go: --api-sock, --id, and --no-seccomp when
  * its seccomp config is disabled), then the tick guest configured and started through the
- * API, as the SDK does. */
+ * API, as the SDK does; a snapshot of it for --describe-snapshot. */
 static void test_go_sdk_boot(void **st)
 {
 	(void)st;
@@ -209,6 +209,21 @@ static void test_go_sdk_boot(void **st)
 	assert_string_equal(json_field(r.body, "state"), "Running");
 	/* the vCPU and event-loop threads too run without filters */
 	assert_true(threads_without_seccomp(k.pid) >= 3);
+
+	/* --describe-snapshot on a snapshot of it: its format version */
+	expect(k.sock, "PATCH", "/vm", "{\"state\": \"Paused\"}", 204, NULL);
+	char body[1024];
+	snprintf(body, sizeof(body), "{\"snapshot_path\": \"%s\", \"mem_file_path\": \"%s\"}",
+		 kiln_file(&k, "vm.snap"), kiln_file(&k, "vm.mem"));
+	expect(k.sock, "PUT", "/snapshot/create", body, 204, NULL);
+	struct kiln k2;
+	kiln_prepare(&k2);
+	kiln_start(&k2, false,
+		   (const char *const[]){"--describe-snapshot", kiln_file(&k, "vm.snap"), NULL});
+	assert_int_equal(kiln_wait(&k2, 5000), 0);
+	assert_true(file_contains(k2.out, "v1\n"));
+	kiln_cleanup(&k2);
+
 	expect(k.sock, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", 204, NULL);
 	assert_int_equal(kiln_wait(&k, 10000), 0);
 }
