@@ -97,6 +97,36 @@ static int capture_cpuid(int fd, struct vcpu_state *s)
 	return ret;
 }
 
+/* KVM reports the PDPTRs (flag PDPTRS_VALID) only while the guest uses PAE paging outside
+ * long mode; otherwise there are none to keep. */
+static int capture_pdptrs(int fd, struct vcpu_state *s)
+{
+	struct kvm_sregs2 s2;
+
+	if (ioctl(fd, KVM_GET_SREGS2, &s2) < 0)
+		return -errno;
+	s->has_pdptrs = s2.flags & KVM_SREGS2_FLAGS_PDPTRS_VALID;
+	if (s->has_pdptrs)
+		memcpy(s->pdptrs, s2.pdptrs, sizeof(s->pdptrs));
+	return 0;
+}
+
+/* KVM_SET_SREGS reloads the PDPTRs from guest memory at CR3; the saved ones go back on top
+ * (KVM_SET_SREGS2 takes the whole set: the same segments, tables and CRs, and the PDPTRs). */
+static int apply_pdptrs(const struct vcpu_state *s, int fd)
+{
+	const struct kvm_sregs *sr = &s->sregs;
+	struct kvm_sregs2 s2 = {
+	    .cs = sr->cs, .ds = sr->ds, .es = sr->es, .fs = sr->fs, .gs = sr->gs, .ss = sr->ss,
+	    .tr = sr->tr, .ldt = sr->ldt, .gdt = sr->gdt, .idt = sr->idt, .cr0 = sr->cr0,
+	    .cr2 = sr->cr2, .cr3 = sr->cr3, .cr4 = sr->cr4, .cr8 = sr->cr8, .efer = sr->efer,
+	    .apic_base = sr->apic_base, .flags = KVM_SREGS2_FLAGS_PDPTRS_VALID,
+	};
+
+	memcpy(s2.pdptrs, s->pdptrs, sizeof(s2.pdptrs));
+	return ioctl(fd, KVM_SET_SREGS2, &s2) < 0 ? -errno : 0;
+}
+
 int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, struct vcpu_state *s,
 		       char *err, size_t errlen)
 {
@@ -107,6 +137,8 @@ int vcpu_state_capture(const struct kvm_host_facts *h, int fd, unsigned id, stru
 		return fail(err, errlen, id, "KVM_GET_REGS", errno);
 	if (ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
 		return fail(err, errlen, id, "KVM_GET_SREGS", errno);
+	if (h->sregs2 && (ret = capture_pdptrs(fd, s)))
+		return fail(err, errlen, id, "KVM_GET_SREGS2", -ret);
 	if ((ret = capture_cpuid(fd, s)))
 		return fail(err, errlen, id, "KVM_GET_CPUID2", -ret);
 	/* XSAVE whenever KVM has it: KVM_SET_FPU writes the legacy area but not XSTATE_BV, so
@@ -226,6 +258,8 @@ int vcpu_state_apply(const struct vcpu_state *s, int fd, unsigned id, char *err,
 	}
 	if (ioctl(fd, KVM_SET_SREGS, &s->sregs) < 0)
 		return fail(err, errlen, id, "KVM_SET_SREGS", errno);
+	if (s->has_pdptrs && (ret = apply_pdptrs(s, fd)))
+		return fail(err, errlen, id, "KVM_SET_SREGS2", -ret);
 	if (ioctl(fd, KVM_SET_REGS, &s->regs) < 0)
 		return fail(err, errlen, id, "KVM_SET_REGS", errno);
 	if (s->fpu_kind == VCPU_FPU_XSAVE) {

@@ -13,7 +13,8 @@
  * pending part is in no state KVM_GET_* returns. vcpu_state_complete_exit() does that (a
  * KVM_RUN with immediate_exit set) on the vCPU's own thread.
  *
- * Apply order (vcpu_state_apply): CPUID, TSC frequency, sregs (APIC base, EFER, CRs), regs,
+ * Apply order (vcpu_state_apply): CPUID, TSC frequency, sregs (APIC base, EFER, CRs; then
+ * SREGS2 for a PAE guest's PDPTRs), regs,
  * XSAVE or FPU, XCRs, LAPIC, MSRs (TSC before TSC_DEADLINE, after the LAPIC so the deadline
  * timer is armed in the right mode), MP state, pending events, debug registers. The VM part
  * (vm_state_apply) goes last, after every vCPU: irqchips, PIT, then kvmclock, so the clock
@@ -41,6 +42,7 @@ struct kvm_host_facts {
 	bool xsave2;	      /* KVM_GET_XSAVE2 (KVM_CAP_XSAVE2) */
 	bool xcrs;	      /* KVM_CAP_XCRS */
 	bool debugregs;	      /* KVM_CAP_DEBUGREGS */
+	bool sregs2;	      /* KVM_CAP_SREGS2: the PDPTRs of a PAE guest */
 	uint32_t clock_flags; /* KVM_CAP_ADJUST_CLOCK: flags KVM_GET_CLOCK may report */
 	/* MSRs to save: KVM_GET_MSR_INDEX_LIST plus the MTRRs, sorted, no duplicates */
 	uint32_t nmsrs;
@@ -56,6 +58,10 @@ enum vcpu_fpu_kind { VCPU_FPU_LEGACY = 0, VCPU_FPU_XSAVE = 1 };
 struct vcpu_state {
 	struct kvm_regs regs;
 	struct kvm_sregs sregs;
+	/* PAE paging without long mode: the PDPTRs the CPU loaded from CR3 (KVM_GET_SREGS2),
+	 * which need not match guest memory any more */
+	bool has_pdptrs;
+	uint64_t pdptrs[4];
 	/* enum vcpu_fpu_kind: XSAVE when the host's KVM has it */
 	uint8_t fpu_kind;
 	struct kvm_fpu fpu;  /* VCPU_FPU_LEGACY */

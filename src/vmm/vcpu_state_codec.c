@@ -7,7 +7,8 @@
 #include <string.h>
 
 /* The section's own layout version: bumped when the field order below changes. */
-#define VCPU_STATE_LAYOUT 1
+/* 2: the PDPTRs after the special registers; 1 (read too) had none */
+#define VCPU_STATE_LAYOUT 2
 
 #define EVENT_FLAGS_KNOWN                                                                          \
 	(KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |                       \
@@ -86,6 +87,9 @@ void vcpu_state_encode(const struct vcpu_state *s, struct snap_buf *b)
 		snap_put_u64(b, cr[i]);
 	for (size_t i = 0; i < ARRAY_SIZE(sr->interrupt_bitmap); i++)
 		snap_put_u64(b, sr->interrupt_bitmap[i]);
+	snap_put_bool(b, s->has_pdptrs);
+	for (size_t i = 0; s->has_pdptrs && i < ARRAY_SIZE(s->pdptrs); i++)
+		snap_put_u64(b, s->pdptrs[i]);
 
 	snap_put_u8(b, s->fpu_kind);
 	if (s->fpu_kind == VCPU_FPU_XSAVE) {
@@ -174,6 +178,32 @@ static void get_segment(struct snap_cursor *c, const char *name, struct kvm_segm
 		snprintf(what, sizeof(what), "segment %s flag %zu", name, i);
 		*bits[i] = get_flag(c, what);
 	}
+}
+
+/* A PAE guest's PDPTRs: only with PAE paging outside long mode, and only on a KVM that can
+ * set them. Each is a page-directory pointer: bits 1-2 and 5-8 are reserved when present. */
+static void get_pdptrs(struct snap_cursor *c, const struct kvm_host_facts *h, struct vcpu_state *s)
+{
+	const struct kvm_sregs *sr = &s->sregs;
+
+	s->has_pdptrs = snap_get_bool(c);
+	if (!s->has_pdptrs || c->bad)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(s->pdptrs); i++) {
+		s->pdptrs[i] = snap_get_u64(c);
+		if ((s->pdptrs[i] & 1) && (s->pdptrs[i] & 0x1e6) && !c->bad)
+			snap_cursor_fail(c, "pdptr %zu 0x%llx: reserved bits set", i,
+					 (unsigned long long)s->pdptrs[i]);
+	}
+	if (c->bad)
+		return;
+	if (!(sr->cr0 & (1ULL << 31)) || !(sr->cr4 & (1ULL << 5)) || (sr->efer & (1ULL << 10)))
+		snap_cursor_fail(c, "PDPTRs saved, but the guest is not in PAE paging without long "
+				    "mode (cr0 0x%llx cr4 0x%llx efer 0x%llx)",
+				 (unsigned long long)sr->cr0, (unsigned long long)sr->cr4,
+				 (unsigned long long)sr->efer);
+	else if (!h->sregs2)
+		snap_cursor_fail(c, "PDPTRs saved, this host's KVM has no KVM_CAP_SREGS2");
 }
 
 static void get_sregs(struct snap_cursor *c, struct kvm_sregs *sr)
@@ -387,8 +417,8 @@ void vcpu_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h, st
 
 	memset(s, 0, sizeof(*s));
 	uint16_t layout = snap_get_u16(c);
-	if (!c->bad && layout != VCPU_STATE_LAYOUT) {
-		snap_cursor_fail(c, "layout %u (this kiln reads %u)", layout, VCPU_STATE_LAYOUT);
+	if (!c->bad && (layout < 1 || layout > VCPU_STATE_LAYOUT)) {
+		snap_cursor_fail(c, "layout %u (this kiln reads 1-%u)", layout, VCPU_STATE_LAYOUT);
 		return;
 	}
 	__u64 *gpr[] = {&r->rax, &r->rbx, &r->rcx, &r->rdx, &r->rsi, &r->rdi,
@@ -397,6 +427,8 @@ void vcpu_state_decode(struct snap_cursor *c, const struct kvm_host_facts *h, st
 	for (size_t i = 0; i < ARRAY_SIZE(gpr); i++)
 		*gpr[i] = snap_get_u64(c);
 	get_sregs(c, &s->sregs);
+	if (layout >= 2)
+		get_pdptrs(c, h, s);
 	get_fpu(c, h, s);
 	get_xcrs(c, h, s);
 	get_msrs(c, h, s);

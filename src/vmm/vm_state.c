@@ -74,6 +74,7 @@ int kvm_host_facts_probe(int kvm_fd, int vm_fd, struct kvm_host_facts *h, char *
 	}
 	h->xcrs = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XCRS) > 0;
 	h->debugregs = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DEBUGREGS) > 0;
+	h->sregs2 = ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SREGS2) > 0;
 	int cf = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_ADJUST_CLOCK);
 	h->clock_flags = cf > 0 ? (uint32_t)cf & CLOCK_FLAGS_KNOWN : 0;
 	return probe_msrs(kvm_fd, h, err, errlen);

@@ -470,8 +470,9 @@ static void fake_state(struct vcpu_state *s)
 }
 
 /* Where the encoding of fake_state() puts its count fields. */
-#define OFF_FPU_KIND 438
-#define OFF_XSAVE_LEN 439
+#define OFF_HAS_PDPTRS 438 /* layout 2 */
+#define OFF_FPU_KIND 439
+#define OFF_XSAVE_LEN 440
 #define OFF_HAS_XCRS (OFF_XSAVE_LEN + 4 + FAKE_XSAVE)
 #define OFF_XCR_NR (OFF_HAS_XCRS + 1)
 #define OFF_MSR_COUNT (OFF_XCR_NR + 8 + 12)
@@ -568,7 +569,8 @@ static void hostile_vcpu_sections(void **state)
 	expect_error(&b, OFF_XSAVE_LEN, 0xffffffff, &h, "at most 65536");
 	expect_error(&b, OFF_MP_STATE, 7, &h, "mp_state 7 (unknown");
 	expect_error(&b, OFF_EVENT_FLAGS, 0x40, &h, "event flags 0x40");
-	expect_error(&b, 0, 2, &h, "layout 2");
+	expect_error(&b, 0, 3, &h, "layout 3 (this kiln reads 1-2)");
+	expect_error(&b, 0, 0, &h, "layout 0 (this kiln reads 1-2)");
 	expect_error(&b, OFF_FPU_KIND, 0x1002, &h, "FPU kind 2");
 	expect_error(&b, b.len - 4, 0, &h, "tsc_khz 0");
 	/* A snapshot from a host whose KVM wants another XSAVE size. */
@@ -593,6 +595,64 @@ static void hostile_vcpu_sections(void **state)
 	free(p);
 	print_message("%u of %u mutated vCPU sections refused\n", bad, runs);
 	assert_true(bad > 0 && bad < runs);
+	snap_buf_free(&b);
+	free(st_a);
+	free(st_b);
+}
+
+/* A PAE guest's PDPTRs (layout 2): kept through encode and decode, refused where they make no
+ * sense; and a layout 1 section (no PDPTRs byte) still decodes. */
+static void pdptrs_sections(void **state)
+{
+	(void)state;
+	struct kvm_host_facts h;
+	struct snap_buf b;
+	char err[256] = "";
+
+	st_a = calloc(1, sizeof(*st_a));
+	st_b = calloc(1, sizeof(*st_b));
+	assert_non_null(st_a);
+	assert_non_null(st_b);
+	fake_facts(&h, FAKE_XSAVE);
+	h.sregs2 = true;
+
+	/* layout 1: the same bytes without the PDPTRs flag */
+	fake_state(st_a);
+	snap_buf_init(&b);
+	vcpu_state_encode(st_a, &b);
+	assert_int_equal(b.data[OFF_HAS_PDPTRS], 0);
+	memmove(b.data + OFF_HAS_PDPTRS, b.data + OFF_HAS_PDPTRS + 1, b.len - OFF_HAS_PDPTRS - 1);
+	b.data[0] = 1;
+	assert_int_equal(decode_bytes(b.data, b.len - 1, &h, err, sizeof(err)), 0);
+	assert_memory_equal(st_a, st_b, offsetof(struct vcpu_state, nskipped));
+	snap_buf_free(&b);
+
+	/* PAE paging (CR0.PG, CR4.PAE, no EFER.LMA) with four PDPTRs */
+	st_a->sregs.cr0 = 0x80000011;
+	st_a->sregs.cr4 = 0x20;
+	st_a->has_pdptrs = true;
+	for (int i = 0; i < 4; i++)
+		st_a->pdptrs[i] = 0x100001 + 0x1000 * (uint64_t)i;
+	snap_buf_init(&b);
+	vcpu_state_encode(st_a, &b);
+	assert_int_equal(b.len, FAKE_LEN + 32);
+	assert_int_equal(decode_bytes(b.data, b.len, &h, err, sizeof(err)), 0);
+	assert_true(st_b->has_pdptrs);
+	assert_memory_equal(st_a, st_b, offsetof(struct vcpu_state, nskipped));
+	/* reserved bits in a present PDPTR */
+	expect_error(&b, OFF_HAS_PDPTRS + 1 + 8, 0x100003, &h, "pdptr 1 0x100003: reserved bits set");
+	/* a host without KVM_CAP_SREGS2 cannot set them */
+	h.sregs2 = false;
+	assert_int_equal(decode_bytes(b.data, b.len, &h, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "this host's KVM has no KVM_CAP_SREGS2"));
+	snap_buf_free(&b);
+	/* PDPTRs in long mode mean nothing: refused */
+	h.sregs2 = true;
+	st_a->sregs.efer = 0x500;
+	snap_buf_init(&b);
+	vcpu_state_encode(st_a, &b);
+	assert_int_equal(decode_bytes(b.data, b.len, &h, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not in PAE paging without long mode"));
 	snap_buf_free(&b);
 	free(st_a);
 	free(st_b);
@@ -730,6 +790,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(hostile_vcpu_sections),
+	    cmocka_unit_test(pdptrs_sections),
 	    cmocka_unit_test(hostile_vm_sections),
 	    cmocka_unit_test(kvm_test),
 	    cmocka_unit_test(kvm_test_no_xsave),
