@@ -172,7 +172,7 @@ rm -f "$payload"
 
 # --- initramfs ---------------------------------------------------------------
 root=$work/root
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,tests}
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,root,etc,tests,mnt}
 chmod 1777 "$root/tmp"
 busybox=$work/bb/bin/busybox
 [ -x "$busybox" ] || die "$bbdeb: no bin/busybox"
@@ -194,9 +194,13 @@ chmod 755 "$root/init"
 for t in "$here"/tests/*; do
 	[ -f "$t" ] || continue
 	cp "$t" "$root/tests/"
-	chmod 755 "$root/tests/$(basename "$t")"
+	# lib.sh is sourced by the tests, not one itself
+	case $t in *.sh) chmod 644 "$root/tests/${t##*/}" ;; *) chmod 755 "$root/tests/${t##*/}" ;; esac
 done
 echo kiln-guest >"$root/etc/hostname"
+# /init mounts these with one `mount -a`
+printf '%s\n' 'proc /proc proc defaults 0 0' 'sysfs /sys sysfs defaults 0 0' \
+	'devtmpfs /dev devtmpfs defaults 0 0' >"$root/etc/fstab"
 # The kernel opens /dev/console before /init runs, so the node must exist.
 if ! mknod -m 600 "$root/dev/console" c 5 1 || ! mknod -m 666 "$root/dev/null" c 1 3; then
 	die "mknod failed: building the initramfs needs root"

@@ -16,7 +16,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/lib.sh"
 e2e_init net "$@"
 cpus=2
-memory=512M
+memory=256M
 mib=${E2E_NET_MIB:-4}
 mtu=1400
 [ "$(id -u)" = 0 ] || e2e_fail_setup "needs root for a network namespace and a TAP"
