@@ -75,5 +75,5 @@ tail -c +$((start + 1)) "$log" | grep -ao 'vcpu [0-9]*: rip 0x[0-9a-f]*' |
 	}
 	END {
 		if (total == 0) { print "guest-profile: no samples in the log" > "/dev/stderr"; exit 1 }
-		for (f in hits) printf "%6d %5.1f%% %s\n", hits[f], 100 * hits[f] / total, f
+		for (fn in hits) printf "%6d %5.1f%% %s\n", hits[fn], 100 * hits[fn] / total, fn
 	}' | sort -rn | head -40
