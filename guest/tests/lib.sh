@@ -8,13 +8,13 @@
 
 # stamp STEP: prints "KILN_T STEP UPTIME", when STEP began, so the host's log shows where the
 # guest's time goes.
-stamp() {
-	read -r up _ </proc/uptime
-	echo "KILN_T $1 $up"
-}
-
 # uptime_now: sets $up to the guest's uptime in seconds.
 uptime_now() { read -r up _ </proc/uptime; }
+
+stamp() {
+	uptime_now
+	echo "KILN_T $1 $up"
+}
 
 # bsleep N: sleeps N seconds without a process: read with a timeout on a FIFO that nobody
 # writes (made once, on the first call).
@@ -73,4 +73,24 @@ arg() {
 		esac
 	done
 	set +f
+}
+
+# dhcp IFACE: brings IFACE up and takes a lease through udhcpc (its event script, net-dhcp,
+# applies it and writes the address to /tmp/dhcp-ip); sets $leased to the address, or to
+# "failed".
+dhcp() {
+	leased=failed
+	ip link set "$1" up
+	udhcpc -i "$1" -n -q -t 10 -T 3 -s /tests/net-dhcp >/dev/null 2>&1 &&
+		read -r leased </tmp/dhcp-ip
+}
+
+# http_get URL: sets $body to the first line at URL (empty if it gives nothing in 120 s).
+# (no wget -T: busybox-static 1.35 wget crashes on it, on any host)
+http_get() {
+	body=
+	rm -f /tmp/.kiln-http
+	timeout 120 wget -q -O /tmp/.kiln-http "$1" 2>/dev/null
+	[ -s /tmp/.kiln-http ] && read -r body </tmp/.kiln-http
+	return 0
 }

@@ -132,8 +132,9 @@ if [ -s "$work/vm.json" ]; then
 	: >"$serial.2"
 	"$kiln" api --no-api --config-file "$work/vm.json" </dev/null >"$serial.2" 2>&1 &
 	pid=$!
+	found_vda='\[vda\] 2048 512-byte logical blocks' # the 1 MiB rootfs.img
 	deadline=$(($(date +%s) + timeout_s))
-	until grep -aq '\[vda\] 2048 512-byte logical blocks' "$serial.2"; do
+	until grep -aq "$found_vda" "$serial.2"; do
 		kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ] || break
 		sleep 1
 	done
@@ -142,7 +143,7 @@ if [ -s "$work/vm.json" ]; then
 	expect "--no-api --config-file: the kernel took the file's command line" \
 		grep -aq 'Kernel command line: .*kiln.test=api kiln.api_ticks=3' "$serial.2"
 	expect "--no-api --config-file: the guest found the file's drive" \
-		grep -aq '\[vda\] 2048 512-byte logical blocks' "$serial.2"
+		grep -aq "$found_vda" "$serial.2"
 	expect "--no-api --config-file: kiln stopped on SIGTERM with 143 (got $rc)" [ "$rc" = 143 ]
 	# the file's logger section: the same log as run 1, which ended on SendCtrlAltDel
 	expect "--no-api --config-file: the file's log says why it stopped" \

@@ -49,7 +49,8 @@ vdd_blocks_before=$(stat -c %b "$img/vdd.img")
 # What the guest writes to vdb (`yes` ends on SIGPIPE: not an error here).
 pattern() { yes kiln-virtio-pattern | head -c "$pattern_bytes" || true; }
 # the guest hashes the whole of vdb: the pattern, then zeroes
-disk_sha=$( (pattern && head -c $((2097152 - pattern_bytes)) /dev/zero) | sha256sum | cut -d' ' -f1)
+disk_sha=$( (pattern && head -c $(($(stat -c %s "$img/vdb.img") - pattern_bytes)) /dev/zero) |
+	sha256sum | cut -d' ' -f1)
 
 # The snapshot phase's HTTP server, on the host's loopback (host_loopback=on).
 mkdir "$img/www"
